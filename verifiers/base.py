@@ -1,0 +1,290 @@
+"""The verifier API: `Sample`, `Score`, the `Verifier` protocol, the registry and `combine`.
+
+A verifier is any callable ``(completion: str, sample: Sample) -> Score``. Stateful verifiers are
+classes whose instances are such callables. Verifiers are looked up by name with `get_verifier`;
+built-in names resolve lazily (importing this module never imports sympy, docker or vLLM), and
+third-party packages add names through the ``rlvr.verifiers`` entry-point group.
+
+What this module does not do: run verifiers in parallel or enforce deadlines. That is
+`rlvr.scoring`'s job, the only place that handles concurrency for verifiers.
+
+Try it::
+
+    >>> from rlvr.verifiers import Sample, Score, register_verifier, get_verifier
+    >>> @register_verifier("doc_exact")
+    ... def exact(completion: str, sample: Sample) -> Score:
+    ...     ok = completion.strip() == str(sample.answer)
+    ...     return Score(reward=float(ok), passed=ok)
+    >>> get_verifier("doc_exact")("42", Sample(answer=42)).passed
+    True
+"""
+
+from __future__ import annotations
+
+import difflib
+import importlib
+import inspect
+from dataclasses import dataclass, field
+from importlib.metadata import entry_points
+from typing import Any, Callable, Mapping, Protocol, runtime_checkable
+
+__all__ = [
+    "Sample",
+    "Score",
+    "Verifier",
+    "VerifierError",
+    "register_verifier",
+    "get_verifier",
+    "list_verifiers",
+    "combine",
+    "Combined",
+    "deadline_enforced",
+]
+
+
+class VerifierError(ValueError):
+    """A verifier name or option that cannot be resolved."""
+
+
+@dataclass(frozen=True)
+class Sample:
+    """One task instance, as verifiers see it.
+
+    prompt: the text the policy was given.
+    answer: the reference answer (a gold string or number for math; anything a verifier understands).
+    tests: unit tests for code tasks (see `rlvr.verifiers.code`), or None.
+    metadata: anything else the dataset row carried (id, difficulty, source, ...).
+    """
+
+    prompt: str = ""
+    answer: Any = None
+    tests: Any = None
+    metadata: Mapping[str, Any] = field(default_factory=dict)
+
+    @classmethod
+    def from_row(cls, row: Mapping[str, Any]) -> "Sample":
+        """Build a Sample from a dict row; keys other than the four fields go to metadata."""
+        known = {"prompt", "answer", "tests", "metadata"}
+        meta = dict(row.get("metadata") or {})
+        meta.update({k: v for k, v in row.items() if k not in known})
+        return cls(prompt=row.get("prompt") or "", answer=row.get("answer"), tests=row.get("tests"), metadata=meta)
+
+
+@dataclass
+class Score:
+    """What a verifier says about one completion.
+
+    reward: feeds advantages. passed: feeds pass@k and group filtering; None means "no opinion"
+    (a pure shaping term such as a length penalty). info: diagnostics, JSON-serialisable. Failures
+    are data: a timeout or a crash is ``passed=False`` with ``info["error"]`` set.
+    """
+
+    reward: float
+    passed: bool | None = None
+    info: dict[str, Any] = field(default_factory=dict)
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"reward": float(self.reward), "passed": self.passed, "info": self.info}
+
+
+@runtime_checkable
+class Verifier(Protocol):
+    def __call__(self, completion: str, sample: Sample) -> Score: ...
+
+
+# Set in worker processes whose parent enforces a per-item deadline by killing the worker
+# (rlvr.scoring). Verifiers that otherwise protect themselves with a helper process (math's sympy
+# guard) may then do that work in-process.
+_DEADLINE_ENFORCED = False
+
+
+def deadline_enforced() -> bool:
+    """True inside a scoring worker whose parent kills it when an item overruns its deadline."""
+    return _DEADLINE_ENFORCED
+
+
+def set_deadline_enforced(value: bool = True) -> None:
+    """Called by rlvr.scoring's worker initialiser; not for user code."""
+    global _DEADLINE_ENFORCED
+    _DEADLINE_ENFORCED = value
+
+
+# name -> factory. A factory is a class (called with **options) or a function verifier.
+_REGISTRY: dict[str, Callable[..., Any]] = {}
+
+# Built-in verifiers, imported on first use so that `import rlvr.verifiers` stays light.
+_BUILTIN_MODULES: dict[str, str] = {
+    "math": "rlvr.verifiers.math",
+    "format": "rlvr.verifiers.format",
+    "code": "rlvr.verifiers.code",
+    "reward_model": "rlvr.verifiers.reward_model",
+    "countdown": "rlvr.tasks.countdown",
+}
+
+_ENTRY_POINT_GROUP = "rlvr.verifiers"
+
+
+def register_verifier(name: str) -> Callable[[Any], Any]:
+    """Register a verifier function or class under `name` (a decorator).
+
+    A function is used as is; `get_verifier(name, **options)` passes options as keyword
+    arguments after ``(completion, sample)``. A class is instantiated with ``**options``.
+    """
+
+    def deco(obj: Any) -> Any:
+        if not callable(obj):
+            raise TypeError(f"register_verifier({name!r}): {obj!r} is not callable")
+        _REGISTRY[name] = obj
+        return obj
+
+    return deco
+
+
+def _load_entry_point(name: str) -> bool:
+    for ep in entry_points(group=_ENTRY_POINT_GROUP):
+        if ep.name == name:
+            obj = ep.load()
+            _REGISTRY.setdefault(name, obj)
+            return True
+    return False
+
+
+def _resolve(name: str) -> Callable[..., Any]:
+    if name in _REGISTRY:
+        return _REGISTRY[name]
+    if name in _BUILTIN_MODULES:
+        importlib.import_module(_BUILTIN_MODULES[name])
+        if name in _REGISTRY:
+            return _REGISTRY[name]
+    if _load_entry_point(name):
+        return _REGISTRY[name]
+    known = list_verifiers()
+    close = difflib.get_close_matches(name, known, n=1)
+    hint = f"; did you mean {close[0]!r}?" if close else ""
+    raise VerifierError(f"unknown verifier {name!r}{hint} (known: {', '.join(known)})")
+
+
+class _BoundFunction:
+    """A function verifier with fixed keyword options; picklable when the function is."""
+
+    def __init__(self, fn: Callable[..., Score], options: Mapping[str, Any]):
+        self.fn, self.options = fn, dict(options)
+
+    def __call__(self, completion: str, sample: Sample) -> Score:
+        return self.fn(completion, sample, **self.options)
+
+    def __repr__(self) -> str:
+        return f"{getattr(self.fn, '__name__', self.fn)}(**{self.options})"
+
+
+def get_verifier(name: str, **options: Any) -> Verifier:
+    """Return the verifier registered as `name`, configured with `options`.
+
+    >>> v = get_verifier("format")  # the R1 <think>…</think><answer>…</answer> check
+    """
+    factory = _resolve(name)
+    if inspect.isclass(factory):
+        try:
+            return factory(**options)
+        except TypeError as e:
+            raise VerifierError(f"verifier {name!r}: bad options {sorted(options)}: {e}") from e
+    if options:
+        params = inspect.signature(factory).parameters
+        unknown = [k for k in options if k not in params]
+        if unknown and not any(p.kind is p.VAR_KEYWORD for p in params.values()):
+            raise VerifierError(f"verifier {name!r} takes no option(s) {unknown}")
+        return _BoundFunction(factory, options)
+    return factory
+
+
+def list_verifiers() -> list[str]:
+    """Every name `get_verifier` can resolve: registered, built-in and entry-point verifiers."""
+    names = set(_REGISTRY) | set(_BUILTIN_MODULES)
+    names |= {ep.name for ep in entry_points(group=_ENTRY_POINT_GROUP)}
+    return sorted(names)
+
+
+VerifierSpec = Any  # a registered name, a (name, options) pair, or a Verifier instance
+
+
+class Combined:
+    """A weighted sum of verifiers, built by `combine`.
+
+    reward = sum_i weight_i * reward_i. A weight of 0 logs a component without rewarding it.
+    ``passed`` is the primary component's (by default the one with the largest weight, the first
+    on ties). ``info["rewards"]`` holds each component's raw reward, ``info["passed"]`` each one's
+    passed, and ``info[name]`` each one's own info. A component that raises is recorded in info
+    (``info["errors"][name]``) and re-raised, so a bug in verifier code is never a silent 0.
+    """
+
+    def __init__(self, components: Mapping[str, tuple[float, VerifierSpec]], primary: str | None = None):
+        if not components:
+            raise VerifierError("combine() needs at least one component")
+        self.components = dict(components)
+        weights = {k: float(w) for k, (w, _) in self.components.items()}
+        self.primary = primary or max(weights, key=lambda k: (weights[k], -list(weights).index(k)))
+        if self.primary not in self.components:
+            raise VerifierError(f"combine(): primary {self.primary!r} is not a component")
+        self._built: dict[str, Verifier] | None = None
+
+    @property
+    def weights(self) -> dict[str, float]:
+        return {k: float(w) for k, (w, _) in self.components.items()}
+
+    def _verifiers(self) -> dict[str, Verifier]:
+        if self._built is None:
+            built = {}
+            for key, (_, spec) in self.components.items():
+                if isinstance(spec, str):
+                    built[key] = get_verifier(spec)
+                elif isinstance(spec, tuple):
+                    built[key] = get_verifier(spec[0], **dict(spec[1]))
+                else:
+                    built[key] = spec
+            self._built = built
+        return self._built
+
+    def __getstate__(self) -> dict[str, Any]:
+        state = dict(self.__dict__)
+        state["_built"] = None  # rebuild in the worker process
+        return state
+
+    def __call__(self, completion: str, sample: Sample) -> Score:
+        rewards: dict[str, float] = {}
+        passed: dict[str, bool | None] = {}
+        info: dict[str, Any] = {}
+        for key, verifier in self._verifiers().items():
+            s = verifier(completion, sample)
+            rewards[key], passed[key] = float(s.reward), s.passed
+            info[key] = s.info
+        total = sum(self.weights[k] * r for k, r in rewards.items())
+        info.update(rewards=rewards, passed=passed, weights=self.weights, primary=self.primary)
+        errs = {k: i["error"] for k, i in info.items() if isinstance(i, dict) and i.get("error") and k in rewards}
+        if errs:
+            info["error"] = next(iter(errs.values()))
+        return Score(reward=total, passed=passed[self.primary], info=info)
+
+    def __repr__(self) -> str:
+        return f"combine({self.weights}, primary={self.primary!r})"
+
+
+def combine(
+    weights: Mapping[str, float],
+    verifiers: Mapping[str, VerifierSpec] | None = None,
+    *,
+    primary: str | None = None,
+) -> Combined:
+    """Weighted sum of verifiers.
+
+    `weights` maps a component name to its weight. The component's verifier is
+    ``verifiers[name]`` (a name, a ``(name, options)`` pair or an instance) or, by default, the
+    registered verifier of that name::
+
+        >>> v = combine({"math": 1.0, "format": 0.1, "length": 0.0},
+        ...             verifiers={"length": my_length_logger})  # doctest: +SKIP
+    """
+    verifiers = dict(verifiers or {})
+    unknown = set(verifiers) - set(weights)
+    if unknown:
+        raise VerifierError(f"combine(): verifiers given for {sorted(unknown)} but no weight")
+    return Combined({k: (float(w), verifiers.get(k, k)) for k, w in weights.items()}, primary=primary)
