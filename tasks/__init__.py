@@ -1,1 +1,10 @@
-"""rlvr.tasks: datasets with their prompt templates and verifiers (one module per family)."""
+"""rlvr.tasks: datasets with their prompt templates and verifiers (one module per family).
+
+`get_task(name, **options)` builds a task; `list_tasks()` names them. Built-ins: gsm8k, math,
+countdown, arithmetic, code (humaneval / mbpp / stdio styles) and dataset (any file or hub
+dataset with a column mapping).
+"""
+
+from rlvr.tasks.base import Task, TaskDataError, get_task, list_tasks, load_rows, register_task, rows_to_samples
+
+__all__ = ["Task", "TaskDataError", "get_task", "list_tasks", "load_rows", "register_task", "rows_to_samples"]
