@@ -1,0 +1,157 @@
+"""Run logs: metrics to JSONL and TensorBoard (W&B optional), and every rollout to JSONL.
+
+Files in a run directory:
+  metrics.jsonl   one object per step: {"step": 3, "reward/mean": 0.41, ...}
+  rollouts.jsonl  one object per completion: step, prompt, completion, reward, rewards per
+                  verifier component, passed, verifier info
+  alarms.jsonl    run-health alarms (see `rlvr.alarms`)
+  tb/             TensorBoard event files
+
+On resume, `truncate_after(step)` drops lines logged after the checkpoint being resumed from, so a
+resumed run's logs read like an uninterrupted one. Metric names are shared across trainers and the
+report; the common ones are listed in `METRIC_NAMES`.
+
+Try it::
+
+    >>> from rlvr.metrics import RunLogger  # doctest: +SKIP
+    >>> with RunLogger("runs/x") as log:
+    ...     log.metrics(1, {"reward/mean": 0.5})
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+from pathlib import Path
+from typing import Any, Iterable, Mapping
+
+__all__ = ["RunLogger", "read_jsonl_metrics", "METRIC_NAMES"]
+
+# The names trainers log, the alarms read and the report plots.
+METRIC_NAMES = {
+    "reward/mean": "mean total reward of the batch's completions",
+    "reward/<component>": "mean raw reward of one verifier component (weight 0 components too)",
+    "accuracy": "fraction of completions whose primary verifier passed",
+    "kl": "mean per-token KL to the reference model (estimator per preset)",
+    "entropy": "mean per-token entropy of the policy on its completions",
+    "length/mean": "mean completion length in tokens",
+    "length/clipped_frac": "fraction of completions cut at the token limit",
+    "clip_frac": "fraction of tokens whose ratio was clipped",
+    "groups/zero_var_frac": "fraction of groups whose rewards all tie (no learning signal)",
+    "groups/dropped": "groups dropped by dynamic sampling this step",
+    "verifier/error_rate": "fraction of completions whose verifier raised, crashed or timed out",
+    "verifier/timeout_rate": "fraction of completions whose verifier timed out",
+    "code/suspicious_rate": "fraction of code completions flagged suspicious by the grader",
+    "eval/accuracy": "held-out accuracy (greedy) when evaluation runs",
+    "time/step": "seconds per training step",
+    "lr": "learning rate",
+}
+
+
+def _clean(value: Any) -> Any:
+    if hasattr(value, "item"):
+        value = value.item()
+    if isinstance(value, float) and not math.isfinite(value):
+        return None if math.isnan(value) else (1e308 if value > 0 else -1e308)
+    return value
+
+
+def _truncate_jsonl(path: Path, step: int) -> None:
+    if not path.exists():
+        return
+    kept = []
+    for line in path.read_text(encoding="utf-8").splitlines():
+        try:
+            if json.loads(line).get("step", 0) <= step:
+                kept.append(line)
+        except json.JSONDecodeError:
+            continue  # a line torn by a kill mid-write
+    tmp = path.with_name(path.name + f".tmp-{os.getpid()}")
+    tmp.write_text("".join(x + "\n" for x in kept), encoding="utf-8")
+    os.replace(tmp, path)
+
+
+class RunLogger:
+    """Appends metrics, rollouts and alarms under `run_dir`; mirrors metrics to TensorBoard."""
+
+    def __init__(self, run_dir: str | Path, *, tensorboard: bool = True, wandb_project: str | None = None, config: Mapping | None = None):
+        self.run_dir = Path(run_dir)
+        self.run_dir.mkdir(parents=True, exist_ok=True)
+        self._files = {name: None for name in ("metrics", "rollouts", "alarms")}
+        self._tb = None
+        if tensorboard:
+            from torch.utils.tensorboard import SummaryWriter
+
+            self._tb = SummaryWriter(str(self.run_dir / "tb"))
+        self._wandb = None
+        if wandb_project:
+            import wandb  # optional dependency: pip install rlvr[wandb]
+
+            self._wandb = wandb.init(project=wandb_project, dir=str(self.run_dir), config=dict(config or {}), resume="allow")
+
+    def path(self, name: str) -> Path:
+        return self.run_dir / f"{name}.jsonl"
+
+    def _append(self, name: str, rows: Iterable[Mapping[str, Any]]) -> None:
+        f = self._files[name]
+        if f is None:
+            f = self._files[name] = self.path(name).open("a", encoding="utf-8")
+        for row in rows:
+            f.write(json.dumps({k: _clean(v) for k, v in row.items()}, default=str) + "\n")
+        f.flush()
+
+    def metrics(self, step: int, values: Mapping[str, Any]) -> None:
+        row = {"step": step, **{k: _clean(v) for k, v in values.items()}}
+        self._append("metrics", [row])
+        for key, value in row.items():
+            if key != "step" and isinstance(value, (int, float)) and not isinstance(value, bool):
+                if self._tb is not None:
+                    self._tb.add_scalar(key, value, step)
+        if self._tb is not None:
+            self._tb.flush()
+        if self._wandb is not None:
+            self._wandb.log(row, step=step)
+
+    def rollouts(self, step: int, records: Iterable[Mapping[str, Any]]) -> None:
+        self._append("rollouts", ({"step": step, **r} for r in records))
+
+    def alarm(self, step: int, record: Mapping[str, Any]) -> None:
+        self._append("alarms", [{"step": step, **record}])
+
+    def truncate_after(self, step: int) -> None:
+        """Drop records logged after `step` (call before logging again on resume)."""
+        for name in self._files:
+            if self._files[name] is not None:
+                self._files[name].close()
+                self._files[name] = None
+            _truncate_jsonl(self.path(name), step)
+
+    def close(self) -> None:
+        for name, f in self._files.items():
+            if f is not None:
+                f.close()
+                self._files[name] = None
+        if self._tb is not None:
+            self._tb.close()
+            self._tb = None
+        if self._wandb is not None:
+            self._wandb.finish()
+            self._wandb = None
+
+    def __enter__(self) -> "RunLogger":
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+
+def read_jsonl_metrics(path: str | Path) -> list[dict[str, Any]]:
+    """Metrics rows of a run (a torn last line from a kill is skipped)."""
+    rows = []
+    for line in Path(path).read_text(encoding="utf-8").splitlines():
+        try:
+            rows.append(json.loads(line))
+        except json.JSONDecodeError:
+            continue
+    return rows

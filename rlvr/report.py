@@ -1,0 +1,121 @@
+"""`rlvr report RUN_DIR`: PNG plots and a Markdown summary of a training run.
+
+Reads ``metrics.jsonl`` and ``alarms.jsonl`` from the run directory and writes ``report/``:
+one PNG per panel (reward, accuracy, KL, entropy, length, clip fraction, zero-variance groups,
+verifier errors) plus ``overview.png`` with all panels, and ``report.md`` listing the final
+values and every alarm with its likely cause and fix. Alarms are re-derived from the metrics too,
+so a run logged without the monitor still gets them.
+
+Try it::
+
+    rlvr report runs/demo
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+from rlvr.alarms import AlarmMonitor
+from rlvr.metrics import read_jsonl_metrics
+
+__all__ = ["write_report", "PANELS"]
+
+# panel name -> (title, metric keys or key prefixes ending with "/")
+PANELS: dict[str, tuple[str, list[str]]] = {
+    "reward": ("Reward", ["reward/mean", "reward/"]),
+    "accuracy": ("Accuracy", ["accuracy", "eval/accuracy"]),
+    "kl": ("KL to reference", ["kl"]),
+    "entropy": ("Entropy", ["entropy"]),
+    "length": ("Completion length (tokens)", ["length/mean"]),
+    "clip_frac": ("Clip fraction", ["clip_frac", "length/clipped_frac"]),
+    "zero_var": ("Zero-variance groups", ["groups/zero_var_frac"]),
+    "verifier": ("Verifier errors / timeouts", ["verifier/error_rate", "verifier/timeout_rate", "code/suspicious_rate"]),
+}
+
+
+def _keys(rows: list[dict[str, Any]], patterns: list[str]) -> list[str]:
+    present = {k for r in rows for k, v in r.items() if isinstance(v, (int, float)) and not isinstance(v, bool)}
+    keys: list[str] = []
+    for p in patterns:
+        matched = sorted(k for k in present if (k.startswith(p) if p.endswith("/") else k == p))
+        keys += [k for k in matched if k not in keys and k != "reward/std"]
+    return keys
+
+
+def _plot(ax: Any, rows: list[dict[str, Any]], title: str, keys: list[str]) -> None:
+    for key in keys:
+        pts = [(r["step"], r[key]) for r in rows if isinstance(r.get(key), (int, float))]
+        if pts:
+            xs, ys = zip(*pts)
+            ax.plot(xs, ys, label=key, marker="." if len(pts) < 30 else None)
+    ax.set_title(title)
+    ax.set_xlabel("step")
+    ax.grid(alpha=0.3)
+    if len(keys) > 1:
+        ax.legend(fontsize=7)
+
+
+def write_report(run_dir: str | Path) -> Path:
+    """Write ``RUN_DIR/report/`` and return the path of report.md."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    run_dir = Path(run_dir)
+    metrics_path = run_dir / "metrics.jsonl"
+    if not metrics_path.exists():
+        raise FileNotFoundError(f"{metrics_path}: no metrics (is {run_dir} an rlvr run directory?)")
+    rows = [r for r in read_jsonl_metrics(metrics_path) if "step" in r]
+    out = run_dir / "report"
+    out.mkdir(exist_ok=True)
+    panels = [(name, title, _keys(rows, pats)) for name, (title, pats) in PANELS.items()]
+    panels = [p for p in panels if p[2]]
+    for name, title, keys in panels:
+        fig, ax = plt.subplots(figsize=(6, 3.5))
+        _plot(ax, rows, title, keys)
+        fig.tight_layout()
+        fig.savefig(out / f"{name}.png", dpi=110)
+        plt.close(fig)
+    if panels:
+        cols = 2
+        nrows = (len(panels) + 1) // cols
+        fig, axes = plt.subplots(nrows, cols, figsize=(12, 3.2 * nrows), squeeze=False)
+        for ax, (_, title, keys) in zip(axes.flat, panels):
+            _plot(ax, rows, title, keys)
+        for ax in list(axes.flat)[len(panels):]:
+            ax.axis("off")
+        fig.tight_layout()
+        fig.savefig(out / "overview.png", dpi=100)
+        plt.close(fig)
+
+    alarms: list[dict[str, Any]] = []
+    alarms_path = run_dir / "alarms.jsonl"
+    if alarms_path.exists():
+        alarms = [json.loads(line) for line in alarms_path.read_text().splitlines() if line.strip()]
+    monitor = AlarmMonitor()
+    for r in rows:
+        for a in monitor.update(int(r["step"]), {k: v for k, v in r.items() if k != "step"}):
+            if not any(x.get("name") == a.name for x in alarms):
+                alarms.append({**a.to_dict(), "derived": True})
+
+    lines = [f"# Run report: {run_dir}", "", f"{len(rows)} logged steps.", ""]
+    if rows:
+        first, last = rows[0], rows[-1]
+        lines += ["| metric | first | last |", "|---|---|---|"]
+        for key in sorted({k for _, _, ks in panels for k in ks}):
+            a, b = first.get(key), last.get(key)
+            fmt = lambda v: f"{v:.4g}" if isinstance(v, (int, float)) else "–"  # noqa: E731
+            lines.append(f"| {key} | {fmt(a)} | {fmt(b)} |")
+        lines.append("")
+    lines += ["## Alarms", ""]
+    if not alarms:
+        lines.append("None.")
+    for a in alarms:
+        lines.append(f"- **{a['name']}** (step {a['step']}): {a['message']}. Likely cause: {a['cause']}. Usual fix: {a['fix']}.")
+    lines += ["", "## Plots", ""] + [f"![{title}]({name}.png)" for name, title, _ in panels]
+    report = out / "report.md"
+    report.write_text("\n".join(lines) + "\n")
+    return report
