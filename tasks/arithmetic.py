@@ -18,8 +18,9 @@ Try it::
 
 from __future__ import annotations
 
+import hashlib
 import random
-import zlib
+import re
 from dataclasses import dataclass, field
 
 from rlvr.tasks.base import Task, register_task
@@ -28,9 +29,21 @@ from rlvr.verifiers.base import Sample
 HELDOUT_BUCKETS = 10  # one problem in ten is held out
 
 
+def problem_key(expression: str) -> str:
+    """The canonical text of a problem: spaces removed, and the operands of a lone + or × sorted,
+    so "48 + 23" and "23 + 48" are one problem (the demo corpus uses the same key)."""
+    text = expression.replace(" ", "").replace("×", "*")
+    m = re.fullmatch(r"(\d+)([+*])(\d+)", text)
+    if m:
+        lo, hi = sorted((int(m.group(1)), int(m.group(3))))
+        return f"{lo}{m.group(2)}{hi}"
+    return text
+
+
 def is_heldout(expression: str) -> bool:
-    """True when `expression` (e.g. "23 + 48") belongs to the held-out split. Stable across runs."""
-    return zlib.crc32(expression.replace(" ", "").encode()) % HELDOUT_BUCKETS == 0
+    """True when `expression` (e.g. "23 + 48") belongs to the held-out split. Stable across runs
+    and machines (md5 of `problem_key`)."""
+    return int(hashlib.md5(problem_key(expression).encode()).hexdigest(), 16) % HELDOUT_BUCKETS == 0
 
 
 def _expression(rng: random.Random, level: int) -> str:

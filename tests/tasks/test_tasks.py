@@ -159,3 +159,13 @@ def test_task_renders_prompt_and_builds_weighted_verifier():
     s = task.samples()[0]
     assert task.render(s).endswith(f"User: {s.prompt}\nAssistant:")
     assert task.verifier().weights == {"math": 1.0, "format": 0.0}
+
+
+def test_heldout_split_matches_the_demo_corpus_rule():
+    """The demo's pretraining corpus excludes exactly the arithmetic task's held-out sums."""
+    from rlvr.demo.corpus import is_held_out
+
+    assert is_heldout("48 + 23") == is_heldout("23 + 48")
+    for a in range(10, 100):
+        for b in range(10, 100):
+            assert is_heldout(f"{a} + {b}") == is_held_out(a, b), (a, b)
