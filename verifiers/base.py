@@ -24,21 +24,26 @@ from __future__ import annotations
 import difflib
 import importlib
 import inspect
+import numbers
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from importlib.metadata import entry_points
-from typing import Any, Callable, Mapping, Protocol, runtime_checkable
+from typing import Any, Protocol, runtime_checkable
 
 __all__ = [
+    "Combined",
     "Sample",
     "Score",
     "Verifier",
     "VerifierError",
-    "register_verifier",
+    "combine",
+    "deadline_enforced",
+    "declared_timeout",
     "get_verifier",
     "list_verifiers",
-    "combine",
-    "Combined",
-    "deadline_enforced",
+    "register_verifier",
+    "resolve_verifier",
+    "set_deadline_enforced",
 ]
 
 
@@ -62,12 +67,14 @@ class Sample:
     metadata: Mapping[str, Any] = field(default_factory=dict)
 
     @classmethod
-    def from_row(cls, row: Mapping[str, Any]) -> "Sample":
+    def from_row(cls, row: Mapping[str, Any]) -> Sample:
         """Build a Sample from a dict row; keys other than the four fields go to metadata."""
         known = {"prompt", "answer", "tests", "metadata"}
         meta = dict(row.get("metadata") or {})
         meta.update({k: v for k, v in row.items() if k not in known})
-        return cls(prompt=row.get("prompt") or "", answer=row.get("answer"), tests=row.get("tests"), metadata=meta)
+        return cls(
+            prompt=row.get("prompt") or "", answer=row.get("answer"), tests=row.get("tests"), metadata=meta
+        )
 
 
 @dataclass
@@ -118,6 +125,7 @@ _BUILTIN_MODULES: dict[str, str] = {
     "format": "rlvr.verifiers.format",
     "code": "rlvr.verifiers.code",
     "reward_model": "rlvr.verifiers.reward_model",
+    "length": "rlvr.verifiers.format",
     "countdown": "rlvr.tasks.countdown",
 }
 
@@ -143,7 +151,18 @@ def register_verifier(name: str) -> Callable[[Any], Any]:
 def _load_entry_point(name: str) -> bool:
     for ep in entry_points(group=_ENTRY_POINT_GROUP):
         if ep.name == name:
-            obj = ep.load()
+            dist = getattr(getattr(ep, "dist", None), "name", "?")
+            try:
+                obj = ep.load()
+            except Exception as e:
+                raise VerifierError(
+                    f"verifier {name!r}: entry point {ep.value!r} of distribution {dist!r} "
+                    f"(group {_ENTRY_POINT_GROUP!r}) failed to load: {type(e).__name__}: {e}"
+                ) from e
+            if not callable(obj):
+                raise VerifierError(
+                    f"verifier {name!r}: entry point {ep.value!r} of {dist!r} is not callable"
+                )
             _REGISTRY.setdefault(name, obj)
             return True
     return False
@@ -153,9 +172,14 @@ def _resolve(name: str) -> Callable[..., Any]:
     if name in _REGISTRY:
         return _REGISTRY[name]
     if name in _BUILTIN_MODULES:
-        importlib.import_module(_BUILTIN_MODULES[name])
+        module = _BUILTIN_MODULES[name]
+        try:
+            importlib.import_module(module)
+        except ImportError as e:
+            raise VerifierError(f"built-in verifier {name!r}: cannot import {module}: {e}") from e
         if name in _REGISTRY:
             return _REGISTRY[name]
+        raise VerifierError(f"built-in verifier {name!r}: {module} was imported but registers no {name!r}")
     if _load_entry_point(name):
         return _REGISTRY[name]
     known = list_verifiers()
@@ -207,14 +231,71 @@ def list_verifiers() -> list[str]:
 VerifierSpec = Any  # a registered name, a (name, options) pair, or a Verifier instance
 
 
+def _split_spec(spec: VerifierSpec) -> tuple[str, dict[str, Any]] | None:
+    if isinstance(spec, str):
+        return spec, {}
+    if isinstance(spec, tuple) and len(spec) == 2 and isinstance(spec[0], str):
+        return spec[0], dict(spec[1] or {})
+    return None
+
+
+def resolve_verifier(spec: VerifierSpec) -> Verifier:
+    """Turn a spec (``"math"``, ``("math", {"timeout_s": 2})`` or a callable) into a verifier.
+
+    >>> resolve_verifier(("format", {"partial_credit": True})).partial_credit
+    True
+    """
+    named = _split_spec(spec)
+    if named is not None:
+        return get_verifier(named[0], **named[1])
+    if callable(spec):
+        return spec
+    raise VerifierError(f"not a verifier: {spec!r} (expected a name, a (name, options) pair or a callable)")
+
+
+def _number(x: Any) -> float | None:
+    return float(x) if isinstance(x, numbers.Real) and not isinstance(x, bool) and x > 0 else None
+
+
+def declared_timeout(spec: VerifierSpec) -> float | None:
+    """The time budget a verifier declares for one call (its ``timeout_s``), without building it.
+
+    Looks at the options, then the instance or class attribute, then the default of a
+    ``timeout_s`` parameter. `rlvr.scoring` adds a margin to it for its per-item deadline.
+
+    >>> declared_timeout(("format", {})) is None
+    True
+    """
+    named = _split_spec(spec)
+    if named is None:
+        return _number(getattr(spec, "timeout_s", None))
+    name, options = named
+    if "timeout_s" in options:
+        return _number(options["timeout_s"])
+    factory = _resolve(name)
+    own = _number(getattr(factory, "timeout_s", None))
+    if own is not None:
+        return own
+    try:
+        param = inspect.signature(factory).parameters.get("timeout_s")
+    except (TypeError, ValueError):
+        return None
+    return _number(param.default) if param is not None else None
+
+
+_RESERVED_INFO_KEYS = frozenset({"rewards", "passed", "weights", "primary", "error"})
+
+
 class Combined:
     """A weighted sum of verifiers, built by `combine`.
 
     reward = sum_i weight_i * reward_i. A weight of 0 logs a component without rewarding it.
     ``passed`` is the primary component's (by default the one with the largest weight, the first
     on ties). ``info["rewards"]`` holds each component's raw reward, ``info["passed"]`` each one's
-    passed, and ``info[name]`` each one's own info. A component that raises is recorded in info
-    (``info["errors"][name]``) and re-raised, so a bug in verifier code is never a silent 0.
+    passed, and ``info[name]`` each one's own info; ``info["error"]`` is the first component error.
+    A component that raises propagates the exception (so `rlvr.scoring` counts it and keeps its
+    traceback): a bug in verifier code is never a silent 0. ``timeout_s`` is the sum of the
+    components' declared budgets, since they run one after the other.
     """
 
     def __init__(self, components: Mapping[str, tuple[float, VerifierSpec]], primary: str | None = None):
@@ -231,17 +312,14 @@ class Combined:
     def weights(self) -> dict[str, float]:
         return {k: float(w) for k, (w, _) in self.components.items()}
 
+    @property
+    def timeout_s(self) -> float | None:
+        budgets = [declared_timeout(spec) for _, spec in self.components.values()]
+        return sum(b for b in budgets if b) or None
+
     def _verifiers(self) -> dict[str, Verifier]:
         if self._built is None:
-            built = {}
-            for key, (_, spec) in self.components.items():
-                if isinstance(spec, str):
-                    built[key] = get_verifier(spec)
-                elif isinstance(spec, tuple):
-                    built[key] = get_verifier(spec[0], **dict(spec[1]))
-                else:
-                    built[key] = spec
-            self._built = built
+            self._built = {key: resolve_verifier(spec) for key, (_, spec) in self.components.items()}
         return self._built
 
     def __getstate__(self) -> dict[str, Any]:
@@ -259,9 +337,9 @@ class Combined:
             info[key] = s.info
         total = sum(self.weights[k] * r for k, r in rewards.items())
         info.update(rewards=rewards, passed=passed, weights=self.weights, primary=self.primary)
-        errs = {k: i["error"] for k, i in info.items() if isinstance(i, dict) and i.get("error") and k in rewards}
-        if errs:
-            info["error"] = next(iter(errs.values()))
+        errors = [info[k]["error"] for k in rewards if isinstance(info[k], dict) and info[k].get("error")]
+        if errors:
+            info["error"] = errors[0]
         return Score(reward=total, passed=passed[self.primary], info=info)
 
     def __repr__(self) -> str:
@@ -282,9 +360,23 @@ def combine(
 
         >>> v = combine({"math": 1.0, "format": 0.1, "length": 0.0},
         ...             verifiers={"length": my_length_logger})  # doctest: +SKIP
+
+    A weight of 0 still runs and logs the component (its reward is in ``info["rewards"]``) but
+    adds nothing to the reward. Negative weights are penalties.
     """
     verifiers = dict(verifiers or {})
     unknown = set(verifiers) - set(weights)
     if unknown:
         raise VerifierError(f"combine(): verifiers given for {sorted(unknown)} but no weight")
+    for key, w in weights.items():
+        if key in _RESERVED_INFO_KEYS:
+            raise VerifierError(f"combine(): component name {key!r} is reserved (it is an info key)")
+        if not isinstance(w, numbers.Real) or isinstance(w, bool) or w != w:
+            raise VerifierError(f"combine(): weight of {key!r} must be a number, got {w!r}")
+        spec = verifiers.get(key, key)
+        named = _split_spec(spec)
+        if named is not None:
+            _resolve(named[0])  # an unknown name fails now, naming the closest valid one
+        elif not callable(spec):
+            raise VerifierError(f"combine(): verifier for {key!r} is not a name or a callable: {spec!r}")
     return Combined({k: (float(w), verifiers.get(k, k)) for k, w in weights.items()}, primary=primary)
