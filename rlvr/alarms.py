@@ -27,10 +27,11 @@ Try it::
 
 from __future__ import annotations
 
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import asdict, dataclass
-from typing import Any, Callable, Mapping, Sequence
+from typing import Any
 
-__all__ = ["Alarm", "AlarmMonitor", "CHECKS"]
+__all__ = ["CHECKS", "Alarm", "AlarmMonitor"]
 
 History = Sequence[Mapping[str, Any]]
 

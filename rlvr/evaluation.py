@@ -22,10 +22,11 @@ from __future__ import annotations
 import math
 import statistics
 from collections import Counter
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
-from typing import Any, Iterable, Mapping, Sequence
+from typing import Any
 
-__all__ = ["pass_at_k", "maj_vote", "mean_ci", "ProblemResult", "summarize"]
+__all__ = ["ProblemResult", "maj_vote", "mean_ci", "pass_at_k", "summarize"]
 
 
 def pass_at_k(n: int, c: int, k: int) -> float:
@@ -130,3 +131,65 @@ def summarize(problems: Sequence[ProblemResult], ks: Iterable[int]) -> dict[str,
         "truncated_frac": statistics.fmean(float(t) for p in problems for t in p.truncated),
     }
     return out
+
+
+def evaluate_task(
+    task: Any,
+    sampler: Any,
+    samples: Sequence[Any],
+    *,
+    n: int,
+    params: Any,
+    scorer: Any,
+    tokenizer: Any = None,
+    chunk_prompts: int = 16,
+    progress: Any = None,
+) -> tuple[list[dict[str, Any]], list[ProblemResult]]:
+    """Generate `n` completions per sample with `sampler` and score them with `scorer` (a
+    `rlvr.scoring.Scorer` running the task's verifier), overlapping scoring of one chunk of prompts
+    with generation of the next. Returns one record per completion and one ProblemResult per sample.
+
+    `progress`, when given, is called with the number of prompts finished after each chunk.
+    """
+    records: list[dict[str, Any]] = []
+    problems: list[ProblemResult] = []
+    pending: list[tuple[int, list[Any], Any]] = []  # (start index, groups, Future[scores])
+
+    def collect(start: int, groups: list[Any], future: Any) -> None:
+        scores = list(future.result())
+        for b, group in enumerate(groups):
+            sample = samples[start + b]
+            part = scores[b * n : (b + 1) * n]
+            comps = group.completions
+            problems.append(problem_result(part, [len(c.token_ids) for c in comps], [c.finish_reason for c in comps]))
+            for g, (c, s) in enumerate(zip(comps, part)):
+                records.append(
+                    {
+                        "index": start + b,
+                        "sample": g,
+                        "prompt": sample.prompt,
+                        "answer": sample.answer,
+                        "completion": c.text,
+                        "reward": float(s.reward),
+                        "passed": s.passed,
+                        "rewards": dict((s.info or {}).get("rewards") or {}),
+                        "finish_reason": c.finish_reason,
+                        "length": len(c.token_ids),
+                        "info": s.info,
+                    }
+                )
+
+    for start in range(0, len(samples), chunk_prompts):
+        chunk = list(samples[start : start + chunk_prompts])
+        prompts = [task.render(s, tokenizer) for s in chunk]
+        groups = sampler.generate(prompts, n, params)
+        completions = [c.text for g in groups for c in g.completions]
+        expanded = [s for s in chunk for _ in range(n)]
+        pending.append((start, groups, scorer.submit(completions, expanded)))
+        while pending and (pending[0][2].done() or len(pending) > 2):
+            collect(*pending.pop(0))
+        if progress is not None:
+            progress(len(chunk))
+    for item in pending:
+        collect(*item)
+    return records, problems

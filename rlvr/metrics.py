@@ -23,10 +23,11 @@ from __future__ import annotations
 import json
 import math
 import os
+from collections.abc import Iterable, Mapping
 from pathlib import Path
-from typing import Any, Iterable, Mapping
+from typing import Any
 
-__all__ = ["RunLogger", "read_jsonl_metrics", "METRIC_NAMES"]
+__all__ = ["METRIC_NAMES", "RunLogger", "read_jsonl_metrics"]
 
 # The names trainers log, the alarms read and the report plots.
 METRIC_NAMES = {
@@ -139,7 +140,7 @@ class RunLogger:
             self._wandb.finish()
             self._wandb = None
 
-    def __enter__(self) -> "RunLogger":
+    def __enter__(self) -> RunLogger:
         return self
 
     def __exit__(self, *exc: object) -> None:

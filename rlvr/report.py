@@ -20,7 +20,7 @@ from typing import Any
 from rlvr.alarms import AlarmMonitor
 from rlvr.metrics import read_jsonl_metrics
 
-__all__ = ["write_report", "PANELS"]
+__all__ = ["PANELS", "write_report"]
 
 # panel name -> (title, metric keys or key prefixes ending with "/")
 PANELS: dict[str, tuple[str, list[str]]] = {
@@ -107,7 +107,7 @@ def write_report(run_dir: str | Path) -> Path:
         lines += ["| metric | first | last |", "|---|---|---|"]
         for key in sorted({k for _, _, ks in panels for k in ks}):
             a, b = first.get(key), last.get(key)
-            fmt = lambda v: f"{v:.4g}" if isinstance(v, (int, float)) else "–"  # noqa: E731
+            fmt = lambda v: f"{v:.4g}" if isinstance(v, (int, float)) else "–"
             lines.append(f"| {key} | {fmt(a)} | {fmt(b)} |")
         lines.append("")
     lines += ["## Alarms", ""]

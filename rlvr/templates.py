@@ -24,13 +24,16 @@ Try it::
 from __future__ import annotations
 
 import difflib
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any, Callable
+from typing import Any
 
-__all__ = ["Template", "register_template", "get_template", "list_templates", "render", "TemplateError"]
+from rlvr.io import InputError
+
+__all__ = ["Template", "TemplateError", "get_template", "list_templates", "register_template", "render"]
 
 
-class TemplateError(ValueError):
+class TemplateError(InputError):
     """An unknown template, or a chat template used without a tokenizer that has one."""
 
 

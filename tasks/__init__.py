@@ -5,6 +5,14 @@ countdown, arithmetic, code (humaneval / mbpp / stdio styles) and dataset (any f
 dataset with a column mapping).
 """
 
-from rlvr.tasks.base import Task, TaskDataError, get_task, list_tasks, load_rows, register_task, rows_to_samples
+from rlvr.tasks.base import (
+    Task,
+    TaskDataError,
+    get_task,
+    list_tasks,
+    load_rows,
+    register_task,
+    rows_to_samples,
+)
 
 __all__ = ["Task", "TaskDataError", "get_task", "list_tasks", "load_rows", "register_task", "rows_to_samples"]

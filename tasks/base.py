@@ -28,21 +28,23 @@ from __future__ import annotations
 import difflib
 import importlib
 import json
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Callable, Mapping
+from typing import Any
 
+from rlvr.io import InputError
 from rlvr.templates import render
 from rlvr.verifiers.base import Combined, Sample, combine
 
-__all__ = ["Task", "TaskDataError", "register_task", "get_task", "list_tasks", "load_rows", "rows_to_samples"]
+__all__ = ["Task", "TaskDataError", "get_task", "list_tasks", "load_rows", "register_task", "rows_to_samples"]
 
 
-class TaskDataError(ValueError):
+class TaskDataError(InputError):
     """Bad task data: the message names the file, the line or row, and the field."""
 
 
-_TASKS: dict[str, Callable[..., "Task"]] = {}
+_TASKS: dict[str, Callable[..., Task]] = {}
 _BUILTIN = {
     "gsm8k": "rlvr.tasks.gsm8k",
     "math": "rlvr.tasks.math",
@@ -66,7 +68,7 @@ def register_task(name: str):
     return deco
 
 
-def get_task(name: str, **options: Any) -> "Task":
+def get_task(name: str, **options: Any) -> Task:
     """The task registered as `name`, built with `options` (e.g. ``source=``, ``template=``)."""
     if name not in _TASKS and name in _BUILTIN:
         importlib.import_module(_BUILTIN[name])
@@ -159,17 +161,17 @@ def load_rows(
         except Exception as e:  # datasets wraps parser errors in several types
             raise TaskDataError(f"{path}: could not be read as {suffix[1:]}: {e}") from e
         if line_of is not None:
-            where = lambda i: f"{path}:{line_of[i]}"  # noqa: E731
+            where = lambda i: f"{path}:{line_of[i]}"
         elif suffix == ".csv":
-            where = lambda i: f"{path} row {i + 2} (line {i + 2}, after the header)"  # noqa: E731
+            where = lambda i: f"{path} row {i + 2} (line {i + 2}, after the header)"
         else:
-            where = lambda i: f"{path} row {i + 1}"  # noqa: E731
+            where = lambda i: f"{path} row {i + 1}"
     else:
         try:
             ds = datasets.load_dataset(str(source), config, split=split)
         except Exception as e:
             raise TaskDataError(f"dataset {source!r} (config={config!r}, split={split!r}) could not be loaded: {e}") from e
-        where = lambda i: f"{source}[{split}] row {i + 1}"  # noqa: E731
+        where = lambda i: f"{source}[{split}] row {i + 1}"
     if limit is not None:
         ds = ds.select(range(min(limit, len(ds))))
     return ds.to_list(), where

@@ -26,7 +26,7 @@ from rlvr.verifiers.base import Sample, Score, register_verifier
 
 MAX_EQUATION_CHARS = 200
 _OPS = {ast.Add: lambda a, b: a + b, ast.Sub: lambda a, b: a - b, ast.Mult: lambda a, b: a * b, ast.Div: lambda a, b: a / b}
-_ANSWER = re.compile(r"<answer>(.*?)</answer>", re.S)
+_ANSWER = re.compile(r"<answer>(.*?)</answer>", re.DOTALL)
 
 PROMPT = (
     "Using the numbers {numbers}, create an equation that equals {target}. You can use basic arithmetic "

@@ -2,8 +2,16 @@
 
 from __future__ import annotations
 
-from rlvr.alarms import AlarmMonitor, check_code_suspicious, check_entropy_collapse, check_kl_spike
-from rlvr.alarms import check_length, check_no_signal, check_reward_hacking, check_verifier_errors
+from rlvr.alarms import (
+    AlarmMonitor,
+    check_code_suspicious,
+    check_entropy_collapse,
+    check_kl_spike,
+    check_length,
+    check_no_signal,
+    check_reward_hacking,
+    check_verifier_errors,
+)
 
 
 def hist(n, **series):

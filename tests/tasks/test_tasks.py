@@ -8,8 +8,10 @@ import json
 import pytest
 
 from rlvr.tasks import TaskDataError, get_task, list_tasks
-from rlvr.tasks.arithmetic import generate as arith, is_heldout
-from rlvr.tasks.countdown import check_equation, generate as countdown
+from rlvr.tasks.arithmetic import generate as arith
+from rlvr.tasks.arithmetic import is_heldout
+from rlvr.tasks.countdown import check_equation
+from rlvr.tasks.countdown import generate as countdown
 from rlvr.tasks.gsm8k import gsm8k_gold
 from rlvr.tasks.math import boxed_gold
 from rlvr.verifiers import Sample, get_verifier
