@@ -216,11 +216,12 @@ class _Batch:
             r.exception_types[name] += 1
             if i < self.first_tb_index:  # "first" in input order, whichever worker finished first
                 r.first_traceback, self.first_tb_index = tb, i
-            score = Score(0.0, False, {"error": "exception", "exception": f"{name}: {msg}"})
+            score = Score(0.0, False, {"error": "exception", "reason": "exception", "exception": f"{name}: {msg}"})
         else:  # "timeout" or "crash", payload: extra info
             r.timeouts += kind == "timeout"
             r.crashes += kind == "crash"
-            score = Score(0.0, False, {"error": kind, **payload})
+            # `reason` matches what verifiers that time out on their own report.
+            score = Score(0.0, False, {"error": kind, "reason": kind, **payload})
         self.scores[i] = score
         self.remaining -= 1
         self.progress.update(1)

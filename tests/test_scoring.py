@@ -111,7 +111,7 @@ def test_hung_item_times_out_others_kept_and_pool_keeps_working():
         assert out[2].to_dict() == {
             "reward": 0.0,
             "passed": False,
-            "info": {"error": "timeout", "deadline_s": DEADLINE},
+            "info": {"error": "timeout", "reason": "timeout", "deadline_s": DEADLINE},
         }
         assert [s.passed for i, s in enumerate(out) if i != 2] == [True] * 5
         assert [s.info["i"] for i, s in enumerate(out) if i != 2] == [0, 1, 3, 4, 5]
@@ -127,8 +127,8 @@ def test_hung_item_times_out_others_kept_and_pool_keeps_working():
 def test_worker_crashes_are_marked_and_replaced():
     completions = ["ok", "exit", "ok", "ok", "kill", "ok", "ok"]
     out = score_batch(misbehave, completions, rows(completions), workers=2, timeout_s=DEADLINE)
-    assert out[1].info == {"error": "crash", "exitcode": 1}
-    assert out[4].info == {"error": "crash", "exitcode": -signal.SIGKILL}
+    assert out[1].info == {"error": "crash", "reason": "crash", "exitcode": 1}
+    assert out[4].info == {"error": "crash", "reason": "crash", "exitcode": -signal.SIGKILL}
     assert (out[1].passed, out[1].reward, out[4].passed) == (False, 0.0, False)
     assert [out[i].passed for i in (0, 2, 3, 5, 6)] == [True] * 5
     assert (out.report.crashes, out.report.workers_replaced) == (2, 2)
@@ -141,9 +141,9 @@ def test_exceptions_are_counted_with_the_first_traceback(caplog):
     assert out[3].to_dict() == {
         "reward": 0.0,
         "passed": False,
-        "info": {"error": "exception", "exception": "ValueError: bad row 3"},
+        "info": {"error": "exception", "reason": "exception", "exception": "ValueError: bad row 3"},
     }
-    assert out[6].info == {"error": "exception", "exception": "TypeError: verifier returned float, not Score"}
+    assert out[6].info == {"error": "exception", "reason": "exception", "exception": "TypeError: verifier returned float, not Score"}
     r = out.report
     assert (r.exceptions, dict(r.exception_types), r.passed, r.failed) == (
         3,
@@ -159,6 +159,7 @@ def test_a_non_finite_reward_is_an_exception_not_a_poisoned_advantage():
     out = score_batch(misbehave, ["nan", "ok"], rows(["nan", "ok"]), workers=0, max_exception_fraction=None)
     assert out[0].info == {
         "error": "exception",
+        "reason": "exception",
         "exception": "ValueError: verifier returned a non-finite reward nan",
     }
     assert out[0].reward == 0.0 and out[1].reward == 1.0
@@ -341,7 +342,7 @@ def test_a_death_between_items_is_isolated_by_retrying_items_one_by_one():
     completions = ["ok", "poison", "ok", "ok"]
     out = score_batch(poison_on_send, completions, rows(completions), workers=1, timeout_s=DEADLINE)
     assert [s.passed for s in out] == [True, False, True, True]
-    assert out[1].info == {"error": "crash", "exitcode": 7, "attributed": False}
+    assert out[1].info == {"error": "crash", "reason": "crash", "exitcode": 7, "attributed": False}
     # the first death has no suspect (all four results were unsent); each item is then re-run alone,
     # and the poisoned one kills two more workers before it is given up on (2 retries)
     assert (out.report.crashes, out.report.workers_replaced) == (1, 3)
