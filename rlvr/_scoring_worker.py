@@ -4,7 +4,7 @@ Import the public names from `rlvr.scoring`; this module exists only to keep tha
 What lives here: `ScoringReport`/`ScoredBatch`/`ScoringError` (results), `_Batch`/`_Chunk` (what
 the dispatcher tracks), `_worker_main` (the loop each worker process runs) and `_mp_context` (the
 forkserver context with its preload list). What does not: the dispatcher and every decision about
-deadlines, kills and retries (`rlvr.scoring.Scorer`).
+deadlines, kills and retries (`rlvr._scoring_dispatch`, inherited by `rlvr.scoring.Scorer`).
 
 Try it::
 
@@ -216,7 +216,9 @@ class _Batch:
             r.exception_types[name] += 1
             if i < self.first_tb_index:  # "first" in input order, whichever worker finished first
                 r.first_traceback, self.first_tb_index = tb, i
-            score = Score(0.0, False, {"error": "exception", "reason": "exception", "exception": f"{name}: {msg}"})
+            score = Score(
+                0.0, False, {"error": "exception", "reason": "exception", "exception": f"{name}: {msg}"}
+            )
         else:  # "timeout" or "crash", payload: extra info
             r.timeouts += kind == "timeout"
             r.crashes += kind == "crash"

@@ -1,10 +1,10 @@
 """The trusted grading harness: the program `rlvr.verifiers.code` runs inside a sandbox.
 
-The host ships this file's source as the job's code, followed by ``main()``, with two files in the
-job's scratch dir: ``rlvr_job.json`` (the program under test and the test *inputs*) and
-``rlvr_nonce`` (a random per-job token); ``rlvr_ref.json`` too when some expected value is an
-expression rather than a literal. Expected values that are literals never enter the sandbox: the
-host compares.
+The host ships this file's source (after two helper modules, see below) as the job's code,
+followed by ``main()``, with two files in the job's scratch dir: ``rlvr_job.json`` (the program
+under test and the test *inputs*) and ``rlvr_nonce`` (a random per-job token); ``rlvr_ref.json``
+too when some expected value is an expression rather than a literal. Expected values that are
+literals never enter the sandbox: the host compares.
 
 What runs where (the parent is ours; no model-written code ever runs in it):
 
@@ -28,11 +28,17 @@ What runs where (the parent is ours; no model-written code ever runs in it):
    line ``<nonce> <json>`` per unit to the job's real stdout, which no child can reach.
 
 A child that exits before reporting fails the unit it was on (``early_exit``); a unit with no
-verdict line fails on the host. The nonce is defense in depth: a sandbox whose worker held the job's files in memory before
-forking us (the Docker worker does) leaves a copy a determined child could find.
+verdict line fails on the host. The nonce is defense in depth (no child can reach the job's real
+stdout). A child does not inherit a copy of it from the sandbox either: the Docker worker zeroes
+its buffer of the job's files and stdin before it forks the job (see `rlvr.sandboxes.worker`).
 
 What it does not do: resource isolation (the sandbox's job) or comparing against expected values
 (the host's job). It must run on a bare python3 >= 3.8 with only the stdlib.
+
+The shipped program is three files concatenated in this order (`rlvr.verifiers.code.HARNESS_SRC`):
+`rlvr.sandboxes._values` (encode/decode/canon/norm_ws/digest), `rlvr.sandboxes._harness_child`
+(the children's bodies) and this file (the parent). On the host, the ``if __name__ != "__main__"``
+blocks import from the other two what the sandbox gets from the concatenation.
 
 Try it: it is not meant to be run by hand; see `rlvr.verifiers.code`. `canon`, `norm_ws` and
 `digest` are imported by the host so both sides share one implementation::
@@ -42,121 +48,21 @@ Try it: it is not meant to be run by hand; see `rlvr.verifiers.code`. `canon`, `
     (True, False, True)
 """
 
-import builtins
 import json
 import math
 import os
 import random
 import select
 import signal
-import sys
 import time
 
 BIG = 200  # canonical strings longer than this travel as their sha256 (stdout is capped at 64 KiB)
 MAX_RESULT = 8 << 20
-_EXEC, _EVAL, _COMPILE = exec, eval, compile  # the program may replace the builtins; we keep these
 
-
-# ---------------------------------------------------------------- values (shared with the host)
-def encode(v, depth=0):
-    """Tagged JSON of builtin primitives; TypeError for any other type (subclasses included)."""
-    if depth > 200:
-        raise ValueError("value nested too deeply")
-    t = type(v)
-    if v is None or t is bool or t is int or t is float or t is str:
-        return v
-    if t is list:
-        return [encode(x, depth + 1) for x in v]
-    if t is tuple:
-        return {"t": [encode(x, depth + 1) for x in v]}
-    if t is dict:
-        return {"d": [[encode(k, depth + 1), encode(x, depth + 1)] for k, x in v.items()]}
-    if t is set or t is frozenset:
-        return {"s": [encode(x, depth + 1) for x in v]}
-    if t is bytes:
-        return {"b": v.hex()}
-    if t is complex:
-        return {"c": [v.real, v.imag]}
-    raise TypeError(f"return type {t.__name__} is not a builtin primitive or container")
-
-
-def decode(j, depth=0):
-    """Inverse of `encode`, validating every tag (the input comes from an untrusted child)."""
-    if depth > 200:
-        raise ValueError("value nested too deeply")
-    t = type(j)
-    if j is None or t is bool or t is int or t is float or t is str:
-        return j
-    if t is list:
-        return [decode(x, depth + 1) for x in j]
-    if t is dict and len(j) == 1:
-        ((tag, x),) = j.items()
-        if tag == "t" and type(x) is list:
-            return tuple(decode(y, depth + 1) for y in x)
-        if tag == "d" and type(x) is list and all(type(p) is list and len(p) == 2 for p in x):
-            return {decode(k, depth + 1): decode(y, depth + 1) for k, y in x}
-        if tag == "s" and type(x) is list:
-            return frozenset(decode(y, depth + 1) for y in x)
-        if tag == "b" and type(x) is str:
-            return bytes.fromhex(x)
-        if tag == "c" and type(x) is list and len(x) == 2 and all(type(y) in (int, float) for y in x):
-            return complex(x[0], x[1])
-    raise ValueError("malformed value")
-
-
-def _c(v, tl):
-    t = type(v)
-    if v is None:
-        return ["0"]
-    if t is bool:
-        return ["B", v]
-    if t is int:
-        return ["N", str(v)]
-    if t is float:
-        return ["N", str(int(v))] if math.isfinite(v) and v.is_integer() else ["F", repr(v)]
-    if t is complex:
-        return (
-            ["N", str(int(v.real))]
-            if v.imag == 0 and math.isfinite(v.real) and v.real.is_integer()
-            else ["C", _c(v.real, tl), _c(v.imag, tl)]
-        )
-    if t is str:
-        return ["S", v]
-    if t is bytes:
-        return ["Y", v.hex()]
-    if t is list or (t is tuple and tl):
-        return ["L", [_c(x, tl) for x in v]]
-    if t is tuple:
-        return ["T", [_c(x, tl) for x in v]]
-    if t is dict:
-        items = [[_c(k, tl), _c(x, tl)] for k, x in v.items()]
-        return ["D", sorted(items, key=lambda p: json.dumps(p[0]))]
-    if t is set or t is frozenset:
-        return ["E", sorted((_c(x, tl) for x in v), key=json.dumps)]
-    raise TypeError(f"cannot canonicalise {t.__name__}")
-
-
-def canon(v, tuples_as_lists=False):
-    """One string per equality class: bool != int, int == float by value (2 == 2.0, as in Python),
-    list != tuple (unless `tuples_as_lists`), dict and set order ignored. NaN equals NaN here."""
-    return json.dumps(_c(v, tuples_as_lists), separators=(",", ":"))
-
-
-def norm_ws(text):
-    """Whitespace-tolerant form of program output: each line's whitespace runs collapsed and trimmed,
-    blank lines at the start and end dropped."""
-    lines = [" ".join(ln.split()) for ln in text.splitlines()]
-    while lines and not lines[-1]:
-        lines.pop()
-    while lines and not lines[0]:
-        lines.pop(0)
-    return "\n".join(lines)
-
-
-def digest(text):
-    import hashlib  # here, not at the top: most jobs never need it and it costs an OpenSSL load
-
-    return hashlib.sha256(text.encode("utf-8", "surrogatepass")).hexdigest()
+if __name__ != "__main__":  # on the host; in the sandbox the other parts are shipped ahead of this file
+    from rlvr.sandboxes._harness_child import _child_ref, _child_stdio, _child_tests
+    from rlvr.sandboxes._values import canon, decode, digest, norm_ws
+    from rlvr.sandboxes._values import encode as encode  # re-exported for the host, as canon etc.
 
 
 # ---------------------------------------------------------------- the parent (trusted)
@@ -233,16 +139,39 @@ def _fork(body, stdin_data, timeout, mem_mb, want_out, on_line=None, hard_end=No
         os._exit(0)
     for fd in (in_r, out_w, err_w, res_w):
         os.close(fd)
-    bufs = {out_r: bytearray(), err_r: bytearray(), res_r: bytearray()}
     caps = {out_r: MAX_RESULT if want_out else 0, err_r: 2048, res_r: MAX_RESULT}
-    total = {out_r: 0, err_r: 0, res_r: 0}
+    bufs, total, timed_out, wfds = _pump(in_w, stdin_data, caps, err_r, res_r, timeout, on_line, hard_end)
+    try:
+        os.killpg(pid, signal.SIGKILL)
+    except OSError:
+        pass
+    _, status = os.waitpid(pid, 0)
+    for fd in [out_r, err_r, res_r] + wfds:
+        os.close(fd)
+    return {
+        "status": status,
+        "timed_out": timed_out,
+        "out": bytes(bufs[out_r]),
+        "err": bytes(bufs[err_r]).decode("utf-8", "replace")[-600:],
+        "out_total": total[out_r],
+        "out_over": want_out and total[out_r] > MAX_RESULT,
+        "res_over": len(bufs[res_r]) >= MAX_RESULT,
+    }
+
+
+def _pump(in_w, stdin_data, caps, err_r, res_r, timeout, on_line, hard_end):
+    """Write `stdin_data` to `in_w` and read the child's pipes (the keys of `caps`, each buffer kept
+    to its cap; stderr to its last 1 KiB) until they close, on_line says stop or the deadline passes.
+    Returns (buffers, bytes read per fd, whether it timed out, the write fds still open)."""
+    bufs = {fd: bytearray() for fd in caps}
+    total = {fd: 0 for fd in caps}
     data = memoryview(stdin_data or b"")
     wfds = [in_w] if len(data) else []
     if not wfds:
         os.close(in_w)
     hard_end = hard_end or float("inf")
     deadline = min(time.monotonic() + timeout, hard_end)
-    timed_out, stopped, rfds = False, False, [out_r, err_r, res_r]
+    timed_out, stopped, rfds = False, False, list(caps)
     while rfds and not stopped:
         left = deadline - time.monotonic()
         if left <= 0:
@@ -274,22 +203,7 @@ def _fork(body, stdin_data, timeout, mem_mb, want_out, on_line=None, hard_end=No
                     bufs[res_r] = bytearray(rest)
                     stopped = on_line(line) is False
                     deadline = min(time.monotonic() + timeout, hard_end)
-    try:
-        os.killpg(pid, signal.SIGKILL)
-    except OSError:
-        pass
-    _, status = os.waitpid(pid, 0)
-    for fd in [out_r, err_r, res_r] + wfds:
-        os.close(fd)
-    return {
-        "status": status,
-        "timed_out": timed_out,
-        "out": bytes(bufs[out_r]),
-        "err": bytes(bufs[err_r]).decode("utf-8", "replace")[-600:],
-        "out_total": total[out_r],
-        "out_over": want_out and total[out_r] > MAX_RESULT,
-        "res_over": len(bufs[res_r]) >= MAX_RESULT,
-    }
+    return bufs, total, timed_out, wfds
 
 
 def _wait(pid, timeout):
@@ -406,126 +320,6 @@ def _run_tests(job, todo, out, hard_end):
             if job.get("stop_on_failure") or time.monotonic() >= hard_end:
                 return False
     return True
-
-
-# ---------------------------------------------------------------- the children (untrusted once the program runs)
-def _std_streams():
-    import io
-
-    sys.stdin = io.TextIOWrapper(io.FileIO(0, "r", closefd=False), encoding="utf-8", errors="replace")
-    sys.stdout = io.TextIOWrapper(io.FileIO(1, "w", closefd=False), encoding="utf-8", errors="replace")
-    sys.stderr = io.TextIOWrapper(io.FileIO(2, "w", closefd=False), encoding="utf-8", errors="replace")
-    random.seed()  # every fork would otherwise replay the parent's sequence
-
-
-def _child_tests(job, units, token, fd):
-    """Body of a test child: run the program (+ setup) once, then each unit, reporting each on `fd`."""
-    snap = dict(builtins.__dict__)
-    write, dumps = os.write, json.dumps
-    _std_streams()
-
-    def report(k, msg):
-        try:
-            msg["tampered"] = sorted(n for n, val in builtins.__dict__.items() if snap.get(n) is not val)[:20]
-        except BaseException:  # noqa: BLE001
-            msg["tampered"] = ["<builtins unreadable>"]
-        msg["k"], msg["token"] = k, token
-        data = (dumps(msg, separators=(",", ":")) + "\n").encode()
-        while data:
-            data = data[write(fd, data) :]
-
-    g = {"__name__": "solution", "__builtins__": builtins}
-    try:
-        _EXEC(_COMPILE(job["program"], "solution.py", "exec"), g)
-        if job.get("setup"):
-            _EXEC(_COMPILE(job["setup"], "test_setup.py", "exec"), g)
-        entry = job.get("entry")
-        if entry:
-            if entry not in g:
-                raise NameError(f"entry point {entry!r} is not defined by the program")
-            g[job.get("cand") or "candidate"] = g[entry]
-    except SystemExit as e:
-        for k in range(len(units)):
-            report(k, {"error": f"SystemExit({e.code!r}) before the tests ran", "exit": True})
-        return
-    except BaseException as e:  # noqa: BLE001 - the program's exception is every test's outcome
-        for k in range(len(units)):
-            report(k, {"error": f"{type(e).__name__}: {str(e)[:200]}"})
-        return
-    for k, unit in enumerate(units):
-        try:
-            if unit["kind"] == "exec":
-                env = dict(g)
-                for name in unit.get("guard", ()):  # asserts run here: values must be plain data
-                    if callable(env.get(name)):
-                        env[name] = _guarded(env[name])
-                _EXEC(_COMPILE(unit["src"], "test.py", "exec", dont_inherit=True, optimize=0), env)
-                msg = {"done": True}
-            elif "expr" in unit:
-                code = _COMPILE(unit["expr"], "test.py", "eval", dont_inherit=True, optimize=0)
-                msg = {"value": encode(_EVAL(code, g))}
-            else:
-                args, kwargs = decode(unit["args"]), decode(unit["kwargs"])
-                msg = {"value": encode(g[job["entry"]](*list(args), **dict(kwargs)))}
-        except SystemExit as e:
-            msg = {"error": f"SystemExit({e.code!r}) before the test finished", "exit": True}
-        except BaseException as e:  # noqa: BLE001 - the program's exception is the test's outcome
-            msg = {"error": f"{type(e).__name__}: {str(e)[:200]}"}
-        report(k, msg)
-
-
-def _guarded(fn):
-    """`fn`, refusing to return anything but builtin plain data (no custom __eq__ in untrusted asserts)."""
-
-    def guarded(*args, **kwargs):
-        value = fn(*args, **kwargs)
-        encode(value)
-        return value
-
-    return guarded
-
-
-def _child_stdio(job, fd):
-    _std_streams()
-    os.close(fd)
-    rc = 0
-    try:
-        _EXEC(
-            _COMPILE(job["program"], "solution.py", "exec"),
-            {"__name__": "__main__", "__builtins__": builtins},
-        )
-    except SystemExit as e:
-        rc = 0 if e.code is None else e.code if type(e.code) is int else 1
-    except BaseException as e:  # noqa: BLE001
-        sys.stderr.write(f"{type(e).__name__}: {e}\n")
-        rc = 1
-    try:
-        sys.stdout.flush()
-        sys.stderr.flush()
-    except BaseException:  # noqa: BLE001
-        rc = rc or 1
-    os._exit(rc & 0xFF)
-
-
-def _child_ref(ref, out):
-    g = {"__name__": "rlvr_ref", "__builtins__": builtins}
-    try:
-        _EXEC(_COMPILE(ref.get("setup") or "", "test_setup.py", "exec"), g)
-    except BaseException as e:  # noqa: BLE001
-        out.emit({"ref_error": f"{type(e).__name__}: {str(e)[:200]}"})
-        return
-    for rid, src in ref["exprs"]:
-        try:
-            value = _EVAL(_COMPILE(src, "expected.py", "eval"), g)
-            rec = {"ref": rid, "cd": digest(canon(value, False)), "cd_tl": digest(canon(value, True))}
-            if type(value) in (int, float):
-                rec["num"] = float(value) if math.isfinite(value) else repr(float(value))
-            if type(value) in (list, tuple, set, frozenset) and len(value) <= 50:
-                rec["members"] = [digest(canon(x, False)) for x in value]
-                rec["members_tl"] = [digest(canon(x, True)) for x in value]
-        except BaseException as e:  # noqa: BLE001
-            rec = {"ref": rid, "error": f"{type(e).__name__}: {str(e)[:200]}"}
-        out.emit(rec)
 
 
 def main():

@@ -1,0 +1,359 @@
+"""How `rlvr.verifiers.code` turns ``sample.tests`` into harness units and host checks (no execution).
+
+`plan_tests(tests, metadata)` accepts every schema of docs/code_verifier.md (HumanEval
+``check(candidate)``, MBPP assert lists, function-call cases, stdin/stdout cases, APPS JSON) and
+returns a `Plan`: the units the sandboxed harness runs and the checks the host applies to their
+verdicts. `_Rewriter` turns ``assert <program expr> <op> <expected>`` into a call unit plus a host
+check, so literal expected values never enter the sandbox. `static_suspicion` is an ast scan that
+names reasons to log a program as a possible grading hack.
+
+What it does not do: run anything, or compare values (`rlvr.verifiers.code` does, on the host).
+Private: import the public names from `rlvr.verifiers.code`.
+
+Try it::
+
+    >>> from rlvr.verifiers.code import plan_tests
+    >>> p = plan_tests({"entry_point": "f", "cases": [{"args": [1], "expected": 2}]})
+    >>> [u["kind"] for u in p.units], [c["cmp"] for c in p.checks]
+    (['call'], ['eq'])
+"""
+
+from __future__ import annotations
+
+import ast
+import builtins
+import json
+from dataclasses import dataclass, field
+from typing import Any
+
+from rlvr.sandboxes._values import encode
+from rlvr.verifiers.base import VerifierError
+
+_BUILTIN_NAMES = frozenset(dir(builtins))
+_FORGEABLE_NODES = "Compare BoolOp IfExp ListComp SetComp DictComp GeneratorExp Lambda NamedExpr Await"
+_FORGEABLE = tuple(getattr(ast, n) for n in _FORGEABLE_NODES.split())  # a dunder method could decide these
+_BOOL_BUILTINS = {"bool", "isinstance", "issubclass", "callable", "hasattr", "all", "any"}
+
+
+@dataclass
+class Plan:
+    """What the harness runs (`units`, `setup`, `entry`) and what the host checks (`checks`)."""
+
+    units: list[dict] = field(default_factory=list)
+    checks: list[dict] = field(default_factory=list)
+    setup: str = ""
+    entry: str | None = None
+    cand: str = "candidate"
+    ref_exprs: list[list] = field(default_factory=list)
+    untrusted: int = 0
+
+    def add(self, unit: dict, check: dict) -> None:
+        self.units.append(unit)
+        self.checks.append(check)
+
+
+def plan_tests(tests: Any, metadata: Any = None) -> Plan:
+    """Turn ``sample.tests`` (any schema of docs/code_verifier.md) into harness units and host checks."""
+    meta = dict(metadata or {})
+    where = f"sample {meta.get('id', '?')!r}: field 'tests'"
+    if isinstance(tests, str) and tests.lstrip()[:1] in ("[", "{"):  # JSON as stored by APPS and co.
+        try:
+            tests = json.loads(tests)
+        except ValueError as e:
+            raise VerifierError(f"{where}: looks like JSON but does not parse: {e}") from e
+    if isinstance(tests, str):
+        tests = {"test": tests}
+    elif isinstance(tests, list) and tests and all(isinstance(t, str) for t in tests):
+        tests = {"asserts": tests}
+    elif isinstance(tests, list) and tests and all(isinstance(t, dict) for t in tests):
+        tests = {"stdio": tests}
+    if not isinstance(tests, dict):
+        raise VerifierError(
+            f"{where}: expected a dict, a list of assert strings or of stdin/stdout dicts, "
+            f"or test source; got {type(tests).__name__}"
+        )
+    plan = Plan(
+        setup=str(tests.get("setup") or tests.get("test_setup_code") or ""),
+        entry=tests.get("entry_point") or tests.get("fn_name") or meta.get("entry_point"),
+    )
+    if "cases" in tests:
+        _plan_cases(plan, tests["cases"], tests.get("tuples_as_lists", True), where)
+    elif "stdio" in tests or "inputs" in tests:
+        rows = tests.get("stdio") or [
+            {"stdin": i, "stdout": o} for i, o in zip(tests.get("inputs") or [], tests.get("outputs") or [])
+        ]
+        if "inputs" in tests and plan.entry:  # APPS call-based: inputs are argument lists
+            _plan_cases(plan, [{"args": r["stdin"], "expected": r["stdout"]} for r in rows], True, where)
+        else:
+            _plan_stdio(plan, rows, where)
+    elif "test" in tests or "check" in tests:
+        _plan_source(plan, str(tests.get("test") or tests.get("check")), where)
+    elif "asserts" in tests or "test_list" in tests:
+        _plan_asserts(plan, tests.get("asserts") or tests.get("test_list"), where)
+    else:
+        raise VerifierError(
+            f"{where}: needs one of 'cases', 'stdio', 'inputs'/'outputs', 'test', 'asserts'; "
+            f"got keys {sorted(tests)}"
+        )
+    return plan
+
+
+def _plan_cases(plan: Plan, cases: Any, tl: bool, where: str) -> None:
+    if not plan.entry:
+        raise VerifierError(f"{where}: function-call cases need 'entry_point'")
+    if not isinstance(cases, list):
+        raise VerifierError(f"{where}.cases: expected a list of {{args, kwargs, expected}}")
+    for k, c in enumerate(cases):
+        if (
+            not isinstance(c, dict)
+            or "expected" not in c
+            or not isinstance(c.get("args", []), list)
+            or not isinstance(c.get("kwargs", {}), dict)
+        ):
+            raise VerifierError(f"{where}.cases[{k}]: needs 'expected', a list 'args' and a dict 'kwargs'")
+        args, kwargs = c.get("args", []), c.get("kwargs", {})
+        plan.add(
+            {"kind": "call", "args": encode(args), "kwargs": encode(kwargs), "tl": tl},
+            {"cmp": "eq", "expected": c["expected"], "tl": tl, "label": f"{plan.entry}(*{args!r})"[:160]},
+        )
+
+
+def _plan_stdio(plan: Plan, rows: Any, where: str) -> None:
+    for k, r in enumerate(rows if isinstance(rows, list) else [None]):
+        src = r if isinstance(r, dict) else {}
+        stdin, stdout = src.get("stdin", src.get("input")), src.get("stdout", src.get("output"))
+        if not isinstance(stdin, str) or not isinstance(stdout, str):
+            raise VerifierError(f"{where}.stdio[{k}]: needs string 'stdin' and 'stdout'")
+        plan.add(
+            {"kind": "stdio", "stdin": stdin}, {"cmp": "stdout", "expected": stdout, "label": f"stdin #{k}"}
+        )
+
+
+def _parse_src(src: str, where: str) -> ast.Module:
+    try:
+        return ast.parse(src)
+    except SyntaxError as e:
+        raise VerifierError(f"{where}: test code line {e.lineno}: {e.msg}") from e
+
+
+def _defined(stmts: list[ast.stmt]) -> set[str]:
+    names: set[str] = set()
+    for st in stmts:
+        for n in ast.walk(st):
+            if isinstance(n, ast.Name) and isinstance(n.ctx, (ast.Store, ast.Del)):
+                names.add(n.id)
+            elif isinstance(n, (ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef)):
+                names.add(n.name)
+            elif isinstance(n, (ast.Import, ast.ImportFrom)):
+                names.update((a.asname or a.name).split(".")[0] for a in n.names)
+            elif isinstance(n, ast.arg):
+                names.add(n.arg)
+    return names
+
+
+def _plan_source(plan: Plan, src: str, where: str) -> None:
+    """HumanEval: module-level code is setup; each assert of ``check(candidate)`` is one test."""
+    tree = _parse_src(src, where)
+    check = next((s for s in tree.body if isinstance(s, ast.FunctionDef) and s.name == "check"), None)
+    if check is None:  # a flat list of top-level asserts
+        setup = [s for s in tree.body if not isinstance(s, ast.Assert)]
+        plan.setup = "\n".join(filter(None, [plan.setup, ast.unparse(ast.Module(setup, []))]))
+        _plan_asserts(plan, [ast.unparse(s) for s in tree.body if isinstance(s, ast.Assert)], where)
+        return
+    if not plan.entry:
+        raise VerifierError(f"{where}: a check(candidate) test needs 'entry_point'")
+    rest = [
+        s
+        for s in tree.body
+        if s is not check
+        and not (
+            isinstance(s, ast.Expr)
+            and isinstance(s.value, ast.Call)
+            and getattr(s.value.func, "id", None) == "check"
+        )
+    ]
+    plan.setup = "\n".join(filter(None, [plan.setup, ast.unparse(ast.Module(rest, []))]))
+    plan.cand = check.args.args[0].arg if check.args.args else "candidate"
+    rw = _Rewriter(plan, _defined(_parse_src(plan.setup, where).body), _defined(check.body) - {plan.cand})
+    kept = [st for st in check.body if not (isinstance(st, ast.Assert) and rw.rewrite(st))]
+    if any(
+        isinstance(n, ast.Name) and n.id in (plan.cand, plan.entry)  # not `assert True, "..."` lines
+        for st in kept
+        for n in ast.walk(st)
+    ):
+        fn = ast.FunctionDef(name="__rlvr_check", args=check.args, body=kept, decorator_list=[], lineno=1)
+        src_fn = ast.unparse(ast.fix_missing_locations(ast.Module([fn], [])))
+        plan.add(
+            {"kind": "exec", "src": f"{src_fn}\n__rlvr_check({plan.entry})\n", "guard": [plan.entry]},
+            {"cmp": "done", "label": "check(): statements that could not be rewritten"},
+        )
+        plan.untrusted += 1
+
+
+def _plan_asserts(plan: Plan, asserts: Any, where: str) -> None:
+    """MBPP: a list of assert statements, each one test."""
+    if not isinstance(asserts, list) or not all(isinstance(a, str) for a in asserts):
+        raise VerifierError(f"{where}.asserts: expected a list of assert strings")
+    rw = _Rewriter(plan, _defined(_parse_src(plan.setup, where).body), set())
+    for k, a in enumerate(asserts):
+        body = _parse_src(a, f"{where}.asserts[{k}]").body
+        if not (len(body) == 1 and isinstance(body[0], ast.Assert) and rw.rewrite(body[0])):
+            calls = {
+                n.func.id
+                for st in body
+                for n in ast.walk(st)
+                if isinstance(n, ast.Call) and isinstance(n.func, ast.Name) and n.func.id not in rw.known
+            }
+            plan.add({"kind": "exec", "src": a, "guard": sorted(calls)}, {"cmp": "done", "label": a[:160]})
+            plan.untrusted += 1
+
+
+class _Rewriter:
+    """Turns ``assert <expr with the program> <op> <expected>`` into a call unit plus a host check."""
+
+    def __init__(self, plan: Plan, setup_names: set[str], local_names: set[str]):
+        self.plan, self.known, self.local = plan, setup_names | _BUILTIN_NAMES, local_names
+
+    def _names(self, node: ast.AST) -> set[str]:
+        return {n.id for n in ast.walk(node) if isinstance(n, ast.Name)}
+
+    def user(self, node: ast.AST) -> bool:
+        """Evaluated next to the program, so it must end in plain data that no dunder method of the
+        program could have decided (no comparisons, truth tests or bool-valued builtins inside)."""
+        names = self._names(node)
+        if names & self.local or not (self.plan.cand in names or names - self.known):
+            return False
+        return not any(
+            isinstance(n, _FORGEABLE)
+            or (isinstance(n, ast.UnaryOp) and isinstance(n.op, ast.Not))
+            or (isinstance(n, ast.Call) and getattr(n.func, "id", None) in _BOOL_BUILTINS)
+            for n in ast.walk(node)
+        )
+
+    def host(self, node: ast.AST) -> bool:
+        names = self._names(node)
+        return names <= self.known and self.plan.cand not in names and not names & self.local
+
+    def _exp(self, node: ast.AST, check: dict) -> dict:
+        try:
+            check["expected"] = ast.literal_eval(node)
+        except (ValueError, TypeError, SyntaxError, MemoryError, RecursionError):
+            check["ref"] = len(self.plan.ref_exprs)
+            self.plan.ref_exprs.append([check["ref"], ast.unparse(node)])
+        return check
+
+    def _emit(self, actual: ast.AST, check: dict, node: ast.Assert) -> bool:
+        check["label"] = ast.unparse(node)[:160]
+        self.plan.add({"kind": "call", "expr": ast.unparse(actual), "tl": False}, check)
+        return True
+
+    def rewrite(self, node: ast.Assert) -> bool:
+        t = node.test
+        if isinstance(t, ast.Compare) and len(t.ops) == 1:
+            op, left, right = t.ops[0], t.left, t.comparators[0]
+            if isinstance(op, ast.In) and self.user(left) and self.host(right):
+                return self._emit(left, self._exp(right, {"cmp": "in"}), node)
+            singleton = (ast.Is, ast.IsNot)
+            for a, e in ((left, right), (right, left)):
+                if not (self.user(a) and self.host(e)):
+                    continue
+                if isinstance(op, (ast.Eq, ast.NotEq)) or (
+                    isinstance(op, singleton)
+                    and isinstance(e, ast.Constant)
+                    and e.value in (None, True, False)
+                ):
+                    cmp = "eq" if isinstance(op, (ast.Eq, ast.Is)) else "ne"
+                    return self._emit(a, self._exp(e, {"cmp": cmp}), node)
+            if (
+                isinstance(op, (ast.Lt, ast.LtE))
+                and isinstance(left, ast.Call)
+                and getattr(left.func, "id", "") == "abs"
+                and len(left.args) == 1
+                and isinstance(left.args[0], ast.BinOp)
+                and isinstance(left.args[0].op, ast.Sub)
+                and isinstance(right, ast.Constant)
+                and type(right.value) in (int, float)
+            ):
+                x, y = left.args[0].left, left.args[0].right
+                for a, e in ((x, y), (y, x)):
+                    if self.user(a) and self.host(e):
+                        chk = {
+                            "cmp": "approx",
+                            "tol": right.value,
+                            "op": "lt" if isinstance(op, ast.Lt) else "le",
+                        }
+                        return self._emit(a, self._exp(e, chk), node)
+            return False
+        if (
+            isinstance(t, ast.Call)
+            and (getattr(t.func, "id", "") == "isclose" or getattr(t.func, "attr", "") == "isclose")
+            and len(t.args) == 2
+        ):
+            kw = {k.arg: k.value for k in t.keywords}
+            if set(kw) <= {"rel_tol", "abs_tol"} and all(isinstance(v, ast.Constant) for v in kw.values()):
+                tol = {"rel_tol": 1e-9, "abs_tol": 0.0, **{k: v.value for k, v in kw.items()}}
+                for a, e in ((t.args[0], t.args[1]), (t.args[1], t.args[0])):
+                    if self.user(a) and self.host(e):
+                        return self._emit(a, self._exp(e, {"cmp": "isclose", **tol}), node)
+            return False
+        if isinstance(t, ast.UnaryOp) and isinstance(t.op, ast.Not) and self.user(t.operand):
+            return self._emit(t.operand, {"cmp": "false"}, node)
+        if self.user(t):
+            return self._emit(t, {"cmp": "true"}, node)
+        return False
+
+
+# ---------------------------------------------------------------- static suspicion (host side)
+_SUSPICIOUS_NAMES = {
+    name: why
+    for why, names in {
+        "touches builtins": "__builtins__ builtins",
+        "dynamic import": "__import__",
+        "calls exit": "exit quit _exit abort",
+        "raises SystemExit": "SystemExit",
+        "signals processes": "kill killpg",
+        "looks at its parent": "getppid",
+        "sys.modules tampering": "modules",
+        "frame inspection": "_getframe f_back f_globals f_locals tb_frame gi_frame settrace setprofile inspect",
+        "heap inspection": "gc",
+        "ctypes": "ctypes",
+        "fd tampering": "dup2 fdopen",
+        "defines __eq__": "__eq__",
+        "defines __ne__": "__ne__",
+        "defines __hash__": "__hash__",
+        "defines __del__": "__del__",
+    }.items()
+    for name in names.split()
+}
+_SUSPICIOUS_STRINGS = ("/proc", "rlvr", "harness", "nonce")
+
+
+def static_suspicion(program: str, allow_exit: bool = False) -> list[str]:
+    """Reasons to log a program as a possible grading hack (an ast scan; no execution)."""
+    try:
+        tree = ast.parse(program)
+    except (SyntaxError, ValueError, RecursionError, MemoryError):
+        return []
+    found: set[str] = set()
+    for n in ast.walk(tree):
+        names: list[str] = []
+        if isinstance(n, ast.Name):
+            names = [n.id]
+        elif isinstance(n, ast.Attribute):
+            owner = getattr(n.value, "id", "")
+            names = [n.attr] if n.attr != "modules" or owner == "sys" else []
+            if n.attr == "write" and owner == "os":
+                found.add("raw fd writes")
+        elif isinstance(n, (ast.Import, ast.ImportFrom)):
+            names = [a.name.split(".")[0] for a in n.names] + (
+                [n.module.split(".")[0]] if getattr(n, "module", None) else []
+            )
+        elif isinstance(n, (ast.FunctionDef, ast.AsyncFunctionDef)) and n.name.startswith("__"):
+            names = [n.name]
+        elif isinstance(n, ast.Constant) and isinstance(n.value, str):
+            found.update(f"mentions {s!r}" for s in _SUSPICIOUS_STRINGS if s in n.value)
+        for name in names:
+            why = _SUSPICIOUS_NAMES.get(name)
+            if why and not (allow_exit and why in ("calls exit", "raises SystemExit")):
+                found.add(why)
+    return sorted(found)
