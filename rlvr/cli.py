@@ -43,7 +43,10 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "serve": ("rlvr.commands.serve", "run a vLLM engine behind HTTP (with weight updates) for the trainer"),
     "presets": ("rlvr.commands.presets", "list the algorithm presets, or show one's exact objective"),
     "sandbox": ("rlvr.commands.sandbox", "build the code sandbox image or check the sandbox (doctor)"),
-    "report": ("rlvr.commands.report", "summarise a run directory (curves, samples, config)"),
+    "report": ("rlvr.commands.report", "write PNG plots and a summary of a run directory (alarms included)"),
+    "sft": ("rlvr.commands.sft", "supervised fine-tuning on response tokens (chat/prompt-completion, packing, rejection sampling)"),
+    "rm": ("rlvr.commands.rm", "train a Bradley-Terry reward model (margin, normalisation, ensembles)"),
+    "dpo": ("rlvr.commands.dpo", "preference optimisation: DPO, IPO, cDPO, SimPO, ORPO, KTO"),
 }
 
 

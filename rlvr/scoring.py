@@ -169,6 +169,10 @@ class Scorer(_Dispatcher):
         batch = _Batch(fut, list(completions), checked, _Progress(self.progress, len(checked)))
         if self.workers == 0:  # in the calling thread, one batch at a time: no deadline here
             with self._serial:
+                # Batched verifiers (a learned reward model) score the whole batch at once first;
+                # the per-item calls below then hit their cache.
+                if hasattr(self._local, "prefetch"):
+                    self._local.prefetch(batch.completions, batch.samples)
                 for i, (c, s) in enumerate(zip(batch.completions, batch.samples)):
                     batch.put(i, *_run_item(self._local, c, s))
             self._finish(batch)

@@ -346,3 +346,26 @@ def test_a_death_between_items_is_isolated_by_retrying_items_one_by_one():
     # the first death has no suspect (all four results were unsent); each item is then re-run alone,
     # and the poisoned one kills two more workers before it is given up on (2 retries)
     assert (out.report.crashes, out.report.workers_replaced) == (1, 3)
+
+
+class BatchedLength:
+    """A verifier that scores whole batches in `prefetch` (like a learned reward model)."""
+
+    def __init__(self):
+        self.batches: list[int] = []
+        self.cache: dict[str, float] = {}
+
+    def prefetch(self, completions, samples):
+        self.batches.append(len(completions))
+        self.cache.update({c: float(len(c)) for c in completions})
+
+    def __call__(self, completion, sample):
+        return Score(self.cache.pop(completion), None)
+
+
+def test_in_process_scorer_lets_batched_verifiers_prefetch_the_whole_batch():
+    verifier = BatchedLength()
+    with Scorer(verifier, workers=0) as scorer:
+        out = scorer.score(["a", "bbb", "cc"], rows(["a", "bbb", "cc"]))
+    assert [s.reward for s in out] == [1.0, 3.0, 2.0]
+    assert verifier.batches == [3]

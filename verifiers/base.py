@@ -25,7 +25,7 @@ import difflib
 import importlib
 import inspect
 import numbers
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from importlib.metadata import entry_points
 from typing import Any, Protocol, runtime_checkable
@@ -326,6 +326,12 @@ class Combined:
         state = dict(self.__dict__)
         state["_built"] = None  # rebuild in the worker process
         return state
+
+    def prefetch(self, completions: Sequence[str], samples: Sequence[Sample]) -> None:
+        """Let batched components (e.g. ``reward_model``) score a whole batch in one pass."""
+        for verifier in self._verifiers().values():
+            if hasattr(verifier, "prefetch"):
+                verifier.prefetch(completions, samples)
 
     def __call__(self, completion: str, sample: Sample) -> Score:
         rewards: dict[str, float] = {}
