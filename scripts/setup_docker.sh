@@ -3,7 +3,8 @@
 #   scripts/setup_docker.sh            # install, start the engine, build rlvr-sandbox:py3
 #   RLVR_SKIP_IMAGE=1 scripts/setup_docker.sh     # engine only
 # Steps, each skipped when already done:
-#   1. apt-get install docker.io debootstrap (when dockerd or debootstrap is missing);
+#   1. apt-get install docker.io debootstrap bubblewrap (when one is missing; bubblewrap is for
+#      LocalSandbox, the fallback on machines without Docker);
 #   2. start dockerd in the background (no iptables, no default bridge: sandboxes use network none;
 #      log in /var/log/rlvr-dockerd.log; overlay2, falling back to vfs) and wait until it answers;
 #   3. build the image with `rlvr sandbox build` (debootstrap + docker import when no registry
@@ -16,11 +17,11 @@ t0=$(date +%s)
 
 if [ "$(id -u)" != 0 ]; then echo "setup_docker.sh: run as root" >&2; exit 2; fi
 
-if ! command -v dockerd >/dev/null || ! command -v debootstrap >/dev/null || ! command -v docker >/dev/null; then
+if ! command -v dockerd >/dev/null || ! command -v debootstrap >/dev/null || ! command -v docker >/dev/null || ! command -v bwrap >/dev/null; then
   export DEBIAN_FRONTEND=noninteractive
   apt=(apt-get -o DPkg::Lock::Timeout=600 -y -q)
-  "${apt[@]}" install docker.io debootstrap >/dev/null 2>&1 || { "${apt[@]}" update >/dev/null && "${apt[@]}" install docker.io debootstrap >/dev/null; }
-  echo "setup_docker.sh: installed docker.io and debootstrap ($(( $(date +%s) - t0 )) s)"
+  "${apt[@]}" install docker.io debootstrap bubblewrap >/dev/null 2>&1 || { "${apt[@]}" update >/dev/null && "${apt[@]}" install docker.io debootstrap bubblewrap >/dev/null; }
+  echo "setup_docker.sh: installed docker.io, debootstrap and bubblewrap ($(( $(date +%s) - t0 )) s)"
 fi
 
 engine_up() { docker info >/dev/null 2>&1; }
