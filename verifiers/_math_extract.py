@@ -192,10 +192,12 @@ def _split_think(s: str) -> tuple[str, str | None]:
     return outside, inside
 
 
-def extract_answer(completion: str, boxed_only: bool = False) -> str | None:
+def extract_answer(completion: str, boxed_only: bool = False, tag_only: bool = False) -> str | None:
     """The final answer of `completion` as a string, or None when there is no final answer.
 
-    `boxed_only` keeps only rule 2 (the last box), still outside `<think>` first.
+    `boxed_only` keeps only rule 2 (the last box), still outside `<think>` first. `tag_only` keeps
+    only rule 1 (the last closed `<answer>…</answer>`), for rewards that must teach the tags:
+    "The answer is 71." then earns nothing.
     """
     if not isinstance(completion, str) or not completion:
         return None
@@ -204,7 +206,10 @@ def extract_answer(completion: str, boxed_only: bool = False) -> str | None:
     for region in (outside, inside):
         if region is None:
             continue
-        value = find_boxed(region) if boxed_only else (_answer_tag(region) or _from_region(region))
+        if tag_only:
+            value = _answer_tag(region)
+        else:
+            value = find_boxed(region) if boxed_only else (_answer_tag(region) or _from_region(region))
         if value:
             return value.strip()[:MAX_ANSWER_CHARS] or None
     return None

@@ -199,7 +199,8 @@ class MathVerifier:
 
     timeout_s: bound on one call (default 1 s; sympy work beyond it is killed -> "timeout").
     extract: "auto" (the rules of `extract_answer`), "boxed" (only the last \\boxed{}, outside
-        <think> first), or
+        <think> first), "answer_tag" (only the last closed <answer>…</answer>: a reward that
+        teaches the tags, as in the R1-Zero demo, must not pay for "The answer is 71."), or
         "none" (the whole completion is the answer, e.g. already-extracted answers).
     in_process: run sympy in this process (True), in the killable helper pool (False), or decide
         by `deadline_enforced()` (None, the default).
@@ -215,8 +216,10 @@ class MathVerifier:
     warmup: bool = True
 
     def __post_init__(self) -> None:
-        if self.extract not in ("auto", "boxed", "none"):
-            raise ValueError(f"MathVerifier: extract must be 'auto', 'boxed' or 'none', got {self.extract!r}")
+        if self.extract not in ("auto", "boxed", "answer_tag", "none"):
+            raise ValueError(
+                f"MathVerifier: extract must be 'auto', 'boxed', 'answer_tag' or 'none', got {self.extract!r}"
+            )
         if not self.timeout_s > 0:
             raise ValueError(f"MathVerifier: timeout_s must be > 0, got {self.timeout_s!r}")
         if self.warmup:
@@ -234,6 +237,8 @@ class MathVerifier:
             return completion.strip() or None
         if self.extract == "boxed":
             return extract_answer(completion, boxed_only=True)
+        if self.extract == "answer_tag":
+            return extract_answer(completion, tag_only=True)
         return extract_answer(completion)
 
     def __call__(self, completion: str, sample: Sample) -> Score:

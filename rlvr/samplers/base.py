@@ -16,7 +16,9 @@ Conventions, the same in every sampler (tests pin them):
 - **Token ids** of a completion include the token that ended it: the EOS token, or the token that
   completed a stop string. Nothing after it, no padding.
 - **Text** is ``tokenizer.decode(token_ids, skip_special_tokens=True)``: a stop string, when one
-  ended the completion, is part of the text (and of the token ids).
+  ended the completion, is part of the text (and of the token ids), and the text ends right after
+  it, even when the last token decodes to more (``</answer>.``: the ``.`` is cut from the text,
+  never from the token ids), so verifiers never see characters past the stop string.
 - **finish_reason** is ``"stop"`` (EOS or a stop string) or ``"length"`` (max_new_tokens reached).
 - Prompts are strings (tokenized with the model's tokenizer, special tokens as the tokenizer adds
   them) or lists of token ids, used as given.
@@ -44,6 +46,7 @@ __all__ = [
     "SamplerTimeout",
     "SamplingParams",
     "WeightSyncError",
+    "cut_at_stop",
     "tokenize_prompts",
 ]
 
@@ -121,6 +124,16 @@ class Group:
     prompt_token_ids: list[int]
     completions: list[Completion] = field(default_factory=list)
     prompt: str | None = None
+
+
+def cut_at_stop(text: str, stops: Sequence[str]) -> str:
+    """`text` up to the end of its first stop string (unchanged when it holds none).
+
+    >>> cut_at_stop("<answer>71</answer>.", ["</answer>"])
+    '<answer>71</answer>'
+    """
+    ends = [text.find(s) + len(s) for s in stops if s in text]
+    return text[: min(ends)] if ends else text
 
 
 def tokenize_prompts(prompts: Prompts, tokenizer: Any) -> tuple[list[list[int]], list[str | None]]:

@@ -43,6 +43,7 @@ from rlvr.samplers.base import (
     SamplerTimeout,
     SamplingParams,
     check_n,
+    cut_at_stop,
     tokenize_prompts,
 )
 
@@ -159,7 +160,8 @@ class HFSampler(Sampler):
         for i, row in enumerate(gen.tolist()):
             keep, reason = finish(row, self.eos, self.tokenizer, params.stop)
             toks = row[:keep]
-            comps.append(Completion(text=self.tokenizer.decode(toks, skip_special_tokens=True),
+            text = self.tokenizer.decode(toks, skip_special_tokens=True)
+            comps.append(Completion(text=cut_at_stop(text, params.stop) if reason == "stop" else text,
                                     token_ids=toks, logprobs=logp[i, :keep].tolist(), finish_reason=reason))
         return comps
 

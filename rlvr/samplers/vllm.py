@@ -34,6 +34,7 @@ import logging
 import os
 import time
 import weakref
+from collections.abc import Sequence
 from typing import Any
 
 from rlvr.samplers.base import (
@@ -46,6 +47,7 @@ from rlvr.samplers.base import (
     SamplerTimeout,
     SamplingParams,
     check_n,
+    cut_at_stop,
     tokenize_prompts,
 )
 from rlvr.samplers.sync import (
@@ -85,7 +87,7 @@ def to_vllm_params(params: SamplingParams, n: int, seed: int | None = None) -> A
     )
 
 
-def completion_from_output(out: Any, tokenizer: Any) -> Completion:
+def completion_from_output(out: Any, tokenizer: Any, stops: Sequence[str] = ()) -> Completion:
     """One vLLM ``CompletionOutput`` as a `Completion` (text re-decoded from the token ids)."""
     ids = list(out.token_ids)
     lps = out.logprobs
@@ -97,6 +99,8 @@ def completion_from_output(out: Any, tokenizer: Any) -> Completion:
         logprobs = [float(step[t].logprob) for step, t in zip(lps, ids)]
     reason = "length" if out.finish_reason == "length" else "stop"
     text = tokenizer.decode(ids, skip_special_tokens=True)
+    if reason == "stop":
+        text = cut_at_stop(text, stops)
     return Completion(text=text, token_ids=ids, logprobs=logprobs, finish_reason=reason)
 
 
@@ -207,7 +211,7 @@ class VLLMSampler(Sampler):
                              self.timeout_s, "vLLM generate")
         groups = []
         for p_ids, text, out in zip(ids, texts, outputs):
-            comps = [completion_from_output(o, self.tokenizer) for o in sorted(out.outputs, key=lambda o: o.index)]
+            comps = [completion_from_output(o, self.tokenizer, params.stop) for o in sorted(out.outputs, key=lambda o: o.index)]
             groups.append(Group(prompt_token_ids=p_ids, completions=comps, prompt=text))
         return groups
 

@@ -130,3 +130,11 @@ def test_bad_arguments(model, tokenizer):
         HFSampler(model, tokenizer).generate(PROMPTS, n=0, params=SamplingParams())
     with pytest.raises(TypeError):
         HFSampler(model, tokenizer).generate("one string", n=1, params=SamplingParams())
+
+
+def test_text_ends_at_the_stop_string_even_when_the_last_token_decodes_further():
+    from rlvr.samplers.base import cut_at_stop
+
+    assert cut_at_stop("<answer>71</answer>.", ["</answer>"]) == "<answer>71</answer>"
+    assert cut_at_stop("a STOP b stop", ["stop", "STOP"]) == "a STOP"
+    assert cut_at_stop("no stop here", ["</answer>"]) == "no stop here"

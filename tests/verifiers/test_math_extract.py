@@ -85,3 +85,17 @@ def test_boxed_only_mode_still_skips_think_drafts() -> None:
     text = "<think>\\boxed{3}</think> The answer is 4, so \\boxed{4}. Final Answer: 5"
     assert extract_answer(text, boxed_only=True) == "4"
     assert extract_answer("The answer is 4", boxed_only=True) is None
+
+
+def test_answer_tag_mode_reads_only_the_tags():
+    from rlvr.verifiers import Sample, get_verifier
+
+    v = get_verifier("math", extract="answer_tag")
+    s = Sample(answer="71")
+    assert v("The answer is 71.", s).info["reason"] == "no_final_answer"
+    assert v("\\boxed{71}", s).info["reason"] == "no_final_answer"
+    assert v(" <answer>71</answer>", s).passed
+    assert v("<think>try <answer>70</answer></think> <answer> 71 </answer>", s).passed
+    assert not v("<answer>70</answer>", s).passed
+    # the automatic mode still reads the phrase
+    assert get_verifier("math")("The answer is 71.", s).passed
