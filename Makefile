@@ -22,7 +22,8 @@ sandbox: $(STAMP)
 	else echo "make: not root, so the Docker engine is not set up (sudo bash scripts/setup_docker.sh); Docker tests skip locally"; fi
 
 demo: $(STAMP)
-	$(BIN)/rlvr verify --verifier math --input examples/math_completions.jsonl --output runs/demo/scored.jsonl
+	$(BIN)/rlvr train --overwrite
+	$(BIN)/rlvr report runs/demo
 
 test: $(STAMP) sandbox
 	$(BIN)/python -m pytest -q
