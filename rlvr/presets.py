@@ -1,0 +1,441 @@
+"""Algorithm presets: GRPO, Dr.GRPO, DAPO, RLOO, REINFORCE++, GSPO and PPO as named `AlgoConfig`s.
+
+What it does:
+- `AlgoConfig`: one frozen dataclass holding every algorithmic choice (a comment above each field).
+  The functions it names live in `rlvr.advantages` and `rlvr.losses`; this is the only place
+  where the named algorithms are spelled out as combinations of them.
+- `PRESETS`, `get_preset(name)`, `with_overrides(cfg, **fields)`: any field can be overridden
+  (`dataclasses.replace` works too); values are validated on construction.
+- `describe(cfg)`: the exact objective the config resolves to, as plain-text formulas with the
+  chosen numbers substituted (`rlvr presets show dapo` prints it).
+- `outcome_advantages(cfg, rewards, ...)`: applies the config's reward shaping (KL in the reward)
+  and advantage estimator to (B, G) outcome rewards, for the trainer loop.
+
+What it does not do: train (see `rlvr.trainers`), or parse YAML (see `rlvr.config`).
+
+Try it:
+    python -c "from rlvr.presets import describe, get_preset; print(describe(get_preset('dapo')))"
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from dataclasses import dataclass
+from typing import Any
+
+import torch
+
+from rlvr.advantages import ADVANTAGES, EPS, overlong_penalty
+from rlvr.losses import AGGREGATIONS, KL_ESTIMATORS, POLICY_LOSSES, aggregate, kl_penalty, tis_weights
+
+
+@dataclass(frozen=True)
+class AlgoConfig:
+    # Preset name and a one-line summary (display only).
+    name: str = "custom"
+    summary: str = ""
+    # Advantage estimator, a key of rlvr.advantages.ADVANTAGES (grpo, dr_grpo, rloo, reinforce_pp,
+    # reinforce_pp_baseline, gae).
+    advantage: str = "grpo"
+    # Divide group-centred advantages by the group std. None: as the estimator defines it.
+    # False with advantage=grpo resolves to dr_grpo; True with dr_grpo resolves to grpo.
+    std_normalize: bool | None = None
+    # Per-token policy objective, a key of rlvr.losses.POLICY_LOSSES (ppo_clip, gspo).
+    loss: str = "ppo_clip"
+    # Ratio clip range [1 - clip_low, 1 + clip_high]; clip_high > clip_low is DAPO's clip-higher.
+    clip_low: float = 0.2
+    clip_high: float = 0.2
+    # Dual clip constant c > 1 (caps the loss at -c*A for negative advantages); None = off.
+    dual_clip: float | None = None
+    # Loss aggregation: token_mean, seq_mean_token_mean, seq_mean_token_sum_norm.
+    aggregation: str = "seq_mean_token_mean"
+    # The constant length of seq_mean_token_sum_norm; None = the run's max_new_tokens.
+    norm_length: int | None = None
+    # KL to the reference model: weight (0 = no reference model is loaded), estimator (k1/k2/k3),
+    # and where it goes: "loss" (a term beta * KL in the loss) or "reward" (a per-token penalty).
+    kl_coef: float = 0.0
+    kl_estimator: str = "k3"
+    kl_in: str = "loss"
+    # Adaptive KL controller (PPO): target KL per sequence and horizon; None = fixed kl_coef.
+    kl_target: float | None = None
+    kl_horizon: int = 10_000
+    # Entropy bonus weight (the loss subtracts entropy_coef * aggregated entropy).
+    entropy_coef: float = 0.0
+    # Dynamic sampling (DAPO): drop groups whose rewards all agree and sample more prompts until
+    # the batch is full, at most dynamic_sampling_rounds extra generation rounds.
+    dynamic_sampling: bool = False
+    dynamic_sampling_rounds: int = 3
+    # Truncated completions (hit max_new_tokens): mask them out of the loss ...
+    overlong_mask: bool = False
+    # ... and/or add DAPO's soft overlong penalty: the last overlong_buffer fraction of
+    # max_new_tokens ramps the reward down linearly to -overlong_penalty. 0 = off.
+    overlong_buffer: float = 0.0
+    overlong_penalty: float = 1.0
+    # Truncated importance sampling cap C between the sampler's and the trainer's logprobs; None = off.
+    tis_cap: float | None = None
+    # Optimisation passes over each batch of rollouts.
+    ppo_epochs: int = 1
+    num_minibatches: int = 1
+    # PPO critic: GAE discount and lambda, value clip range and value-loss weight.
+    gamma: float = 1.0
+    gae_lambda: float = 0.95
+    value_clip: float | None = 0.2
+    vf_coef: float = 0.1
+    # Whiten per-token advantages over the batch (PPO) and/or whiten rewards before GAE.
+    whiten_advantages: bool = False
+    whiten_rewards: bool = False
+
+    def __post_init__(self) -> None:
+        problems = []
+        if self.advantage not in ADVANTAGES:
+            problems.append(f"advantage={self.advantage!r} is not one of {sorted(ADVANTAGES)}")
+        if self.std_normalize is not None and self.advantage not in ("grpo", "dr_grpo"):
+            problems.append(f"std_normalize only applies to grpo/dr_grpo, not advantage={self.advantage!r}")
+        if self.loss not in POLICY_LOSSES:
+            problems.append(f"loss={self.loss!r} is not one of {sorted(POLICY_LOSSES)}")
+        if self.aggregation not in AGGREGATIONS:
+            problems.append(f"aggregation={self.aggregation!r} is not one of {list(AGGREGATIONS)}")
+        if self.kl_estimator not in KL_ESTIMATORS:
+            problems.append(f"kl_estimator={self.kl_estimator!r} is not one of {list(KL_ESTIMATORS)}")
+        if self.kl_in not in ("loss", "reward"):
+            problems.append(f"kl_in={self.kl_in!r} must be 'loss' or 'reward'")
+        if not (0 <= self.clip_low < 1 and self.clip_high >= 0):
+            problems.append(f"clip_low={self.clip_low} must be in [0, 1) and clip_high={self.clip_high} >= 0")
+        if self.dual_clip is not None and self.dual_clip <= 1:
+            problems.append(f"dual_clip={self.dual_clip} must be > 1 (or None)")
+        if not 0 <= self.overlong_buffer <= 1:
+            problems.append(
+                f"overlong_buffer={self.overlong_buffer} is a fraction of max_new_tokens in [0, 1]"
+            )
+        if self.tis_cap is not None and self.tis_cap <= 0:
+            problems.append(f"tis_cap={self.tis_cap} must be > 0 (or None)")
+        if self.kl_coef < 0 or self.entropy_coef < 0:
+            problems.append("kl_coef and entropy_coef must be >= 0")
+        if self.ppo_epochs < 1 or self.num_minibatches < 1:
+            problems.append("ppo_epochs and num_minibatches must be >= 1")
+        if self.advantage == "gae" and self.loss != "ppo_clip":
+            problems.append("advantage=gae needs loss=ppo_clip")
+        if problems:
+            raise ValueError(f"AlgoConfig {self.name!r}: " + "; ".join(problems))
+
+    @property
+    def resolved_advantage(self) -> str:
+        """The estimator actually used, after std_normalize."""
+        if self.advantage == "grpo" and self.std_normalize is False:
+            return "dr_grpo"
+        if self.advantage == "dr_grpo" and self.std_normalize is True:
+            return "grpo"
+        return self.advantage
+
+    @property
+    def needs_reference(self) -> bool:
+        """A reference model is loaded only when the KL weight is non-zero."""
+        return self.kl_coef > 0
+
+    @property
+    def needs_critic(self) -> bool:
+        return self.advantage == "gae"
+
+
+PRESETS: dict[str, AlgoConfig] = {
+    p.name: p
+    for p in (
+        AlgoConfig(
+            name="grpo",
+            summary="GRPO (DeepSeekMath): group z-score advantage, PPO clip, per-sequence mean, k3 KL in the loss",
+            advantage="grpo",
+            aggregation="seq_mean_token_mean",
+            kl_coef=0.04,
+            kl_estimator="k3",
+            kl_in="loss",
+        ),
+        AlgoConfig(
+            name="dr_grpo",
+            summary="Dr.GRPO: no std division, no per-length mean (constant normaliser), no KL",
+            advantage="dr_grpo",
+            aggregation="seq_mean_token_sum_norm",
+        ),
+        AlgoConfig(
+            name="dapo",
+            summary="DAPO: clip-higher, dynamic sampling, token-level loss, soft overlong penalty, no KL",
+            advantage="grpo",
+            clip_low=0.2,
+            clip_high=0.28,
+            aggregation="token_mean",
+            dynamic_sampling=True,
+            overlong_buffer=0.2,  # DAPO: 4096 of 20480 tokens
+            overlong_penalty=1.0,
+        ),
+        AlgoConfig(
+            name="rloo",
+            summary="RLOO: leave-one-out baseline, KL as a reward penalty (k1)",
+            advantage="rloo",
+            aggregation="seq_mean_token_mean",
+            kl_coef=0.05,
+            kl_estimator="k1",
+            kl_in="reward",
+        ),
+        AlgoConfig(
+            name="reinforce_pp",
+            summary="REINFORCE++: batch-whitened reward, KL as a reward penalty (k1), token-level loss",
+            advantage="reinforce_pp",
+            aggregation="token_mean",
+            kl_coef=0.01,
+            kl_estimator="k1",
+            kl_in="reward",
+        ),
+        AlgoConfig(
+            name="gspo",
+            summary="GSPO: sequence-level length-normalised ratio with tight clipping, no KL",
+            advantage="grpo",
+            loss="gspo",
+            clip_low=3e-4,
+            clip_high=4e-4,
+            aggregation="seq_mean_token_mean",
+        ),
+        AlgoConfig(
+            name="ppo",
+            summary="PPO (RLHF style): critic + GAE, whitened advantages, clipped value loss, adaptive KL reward",
+            advantage="gae",
+            aggregation="token_mean",
+            kl_coef=0.05,
+            kl_estimator="k1",
+            kl_in="reward",
+            kl_target=6.0,
+            ppo_epochs=4,
+            gamma=1.0,
+            gae_lambda=0.95,
+            value_clip=0.2,
+            vf_coef=0.1,
+            whiten_advantages=True,
+        ),
+    )
+}
+
+
+def get_preset(name: str) -> AlgoConfig:
+    """The preset called `name`; a KeyError lists the known names."""
+    try:
+        return PRESETS[name]
+    except KeyError:
+        raise KeyError(f"unknown preset {name!r}; known presets: {', '.join(PRESETS)}") from None
+
+
+def with_overrides(cfg: AlgoConfig | str, **fields: Any) -> AlgoConfig:
+    """A copy of `cfg` (or of the preset named `cfg`) with `fields` replaced, validated again.
+
+    >>> with_overrides("dapo", clip_high=0.3).clip_high
+    0.3
+    """
+    base = get_preset(cfg) if isinstance(cfg, str) else cfg
+    known = {f.name for f in dataclasses.fields(AlgoConfig)}
+    unknown = sorted(set(fields) - known)
+    if unknown:
+        raise ValueError(f"unknown AlgoConfig field(s) {unknown}; fields are {sorted(known)}")
+    return dataclasses.replace(base, **fields)
+
+
+def preset_tree(name: str) -> dict[str, Any]:
+    """{"algo": {...}} for `rlvr.config.load_config(..., presets=preset_tree)`."""
+    return {"algo": dataclasses.asdict(get_preset(name))}
+
+
+def outcome_advantages(
+    cfg: AlgoConfig, rewards: torch.Tensor, kl_per_seq: torch.Tensor | None = None
+) -> torch.Tensor:
+    """Advantages (B, G) from outcome rewards (B, G) under `cfg` (not for gae, which is per token).
+
+    With kl_in="reward" and kl_coef > 0, each completion's summed per-token KL (B, G) is
+    subtracted first: r_i <- r_i - kl_coef * sum_t KL_it (so RLOO's baseline sees it too).
+    """
+    if cfg.needs_critic:
+        raise ValueError(f"preset {cfg.name!r} uses gae: call rlvr.advantages.gae on per-token rewards")
+    if cfg.kl_in == "reward" and cfg.kl_coef > 0:
+        if kl_per_seq is None:
+            raise ValueError(f"preset {cfg.name!r} puts the KL in the reward: pass kl_per_seq (B, G)")
+        rewards = rewards - cfg.kl_coef * kl_per_seq
+    return ADVANTAGES[cfg.resolved_advantage](rewards)
+
+
+def shaped_rewards(
+    cfg: AlgoConfig, rewards: torch.Tensor, lengths: torch.Tensor, max_new_tokens: int
+) -> torch.Tensor:
+    """Rewards (B, G) plus DAPO's soft overlong penalty when cfg.overlong_buffer > 0 (lengths (B, G))."""
+    if cfg.overlong_buffer <= 0:
+        return rewards
+    buffer = max(1, round(cfg.overlong_buffer * max_new_tokens))
+    return rewards + overlong_penalty(lengths, max_new_tokens, buffer, cfg.overlong_penalty).to(rewards.dtype)
+
+
+def policy_objective(
+    cfg: AlgoConfig,
+    logp: torch.Tensor,
+    old_logp: torch.Tensor,
+    adv: torch.Tensor,
+    mask: torch.Tensor,
+    *,
+    ref_logp: torch.Tensor | None = None,
+    sampler_logp: torch.Tensor | None = None,
+    entropy: torch.Tensor | None = None,
+    truncated: torch.Tensor | None = None,
+    max_new_tokens: int | None = None,
+) -> tuple[torch.Tensor, dict[str, float]]:
+    """The scalar loss `describe(cfg)` prints, from per-token tensors (B*G, T); returns (loss, metrics).
+
+    Pieces, each only when the config asks for it: overlong masking (`truncated` (B*G,) bool),
+    the policy loss, TIS weights (`sampler_logp`), aggregation, the KL loss term (`ref_logp`) and
+    the entropy bonus (`entropy` (B*G, T), e.g. from `rlvr.losses.entropy_from_logits`).
+    A KL placed in the reward is not handled here (see `outcome_advantages` / `kl_reward`).
+    """
+    if cfg.overlong_mask and truncated is not None:
+        mask = mask * (~truncated.bool()).to(mask.dtype).unsqueeze(-1)
+    tok_loss, metrics = POLICY_LOSSES[cfg.loss](
+        logp, old_logp, adv, mask, clip_low=cfg.clip_low, clip_high=cfg.clip_high, dual_clip=cfg.dual_clip
+    )
+    if cfg.tis_cap is not None:
+        if sampler_logp is None:
+            raise ValueError(f"preset {cfg.name!r} has tis_cap set: pass sampler_logp")
+        weights, tis_metrics = tis_weights(old_logp, sampler_logp, mask, cfg.tis_cap)
+        tok_loss = tok_loss * weights
+        metrics.update(tis_metrics)
+    norm = cfg.norm_length or max_new_tokens
+    loss = aggregate(tok_loss, mask, cfg.aggregation, norm)
+    metrics["pg_loss"] = loss.item()
+    if cfg.kl_in == "loss" and cfg.kl_coef > 0:
+        if ref_logp is None:
+            raise ValueError(f"preset {cfg.name!r} has a KL loss term: pass ref_logp")
+        kl = aggregate(kl_penalty(logp, ref_logp, cfg.kl_estimator), mask, cfg.aggregation, norm)
+        loss = loss + cfg.kl_coef * kl
+        metrics["kl"] = kl.item()
+    if cfg.entropy_coef > 0:
+        if entropy is None:
+            raise ValueError(f"preset {cfg.name!r} has an entropy bonus: pass entropy")
+        ent = aggregate(entropy, mask, cfg.aggregation, norm)
+        loss = loss - cfg.entropy_coef * ent
+        metrics["entropy"] = ent.item()
+    return loss, metrics
+
+
+# ---------------------------------------------------------------- describe: the resolved objective
+
+_ADV_TEXT = {
+    "grpo": "A_i = (r_i − mean_g r) / (std_g r + {eps:g})   [sample std (n−1) over the G completions]",
+    "dr_grpo": "A_i = r_i − mean_g r   [no std division]",
+    "rloo": "A_i = r_i − 1/(G−1) Σ_{{j≠i}} r_j  = G/(G−1) · (r_i − mean_g r)",
+    "reinforce_pp": "A_i = (r_i − mean_batch r) / (std_batch r + {eps:g})   [over all B·G completions]",
+    "reinforce_pp_baseline": "A_i = (r_i − mean_g r) / (std_batch(r − mean_g r) + {eps:g})",
+    "gae": "δ_t = r_t + γ·V_{{t+1}} − V_t,  A_t = Σ_k (γλ)^k δ_{{t+k}},  γ = {gamma:g}, λ = {lam:g}",
+}
+_KL_TEXT = {
+    "k1": "k1_t = log π_θ(o_t) − log π_ref(o_t)",
+    "k2": "k2_t = ½ (log π_ref(o_t) − log π_θ(o_t))²",
+    "k3": "k3_t = π_ref(o_t)/π_θ(o_t) − 1 − log(π_ref(o_t)/π_θ(o_t))",
+}
+
+
+def _aggregate_text(cfg: AlgoConfig, term: str) -> str:
+    if cfg.aggregation == "token_mean":
+        return f"1/Σ_i|o_i| Σ_i Σ_t {term}"
+    if cfg.aggregation == "seq_mean_token_mean":
+        return f"1/N Σ_i 1/|o_i| Σ_t {term}"
+    length = cfg.norm_length if cfg.norm_length is not None else "L_max"
+    return f"1/(N·{length}) Σ_i Σ_t {term}"
+
+
+def describe(cfg: AlgoConfig) -> str:
+    """The exact objective `cfg` resolves to, one labelled line per piece, numbers substituted.
+
+    >>> print(describe(get_preset("dapo")).splitlines()[0])
+    preset dapo: DAPO: clip-higher, dynamic sampling, token-level loss, soft overlong penalty, no KL
+    """
+    adv = cfg.resolved_advantage
+    lines = [f"preset {cfg.name}: {cfg.summary}" if cfg.summary else f"preset {cfg.name}"]
+    if cfg.name in PRESETS:
+        base = PRESETS[cfg.name]
+        changed = [
+            f"{f.name}={getattr(cfg, f.name)!r}"
+            for f in dataclasses.fields(cfg)
+            if getattr(cfg, f.name) != getattr(base, f.name)
+        ]
+        if changed:
+            lines.append("overrides   " + ", ".join(changed))
+    reward = "r_i = verifier reward of completion o_i"
+    if cfg.overlong_buffer > 0:
+        reward += (
+            f" + overlong: 0 if |o_i| ≤ L_max − B; −{cfg.overlong_penalty:g}·(|o_i| − (L_max − B))/B inside the"
+            f" buffer, B = {cfg.overlong_buffer:g}·L_max"
+        )
+    if cfg.kl_in == "reward" and cfg.kl_coef > 0:
+        where = "r_t (per token)" if adv == "gae" else "r_i"
+        reward += f"; KL penalty: {where} −= {cfg.kl_coef:g}·{cfg.kl_estimator}"
+        if adv != "gae":
+            reward += " summed over the completion's tokens"
+    lines.append(f"reward      {reward}")
+    lines.append("advantage   " + _ADV_TEXT[adv].format(eps=EPS, gamma=cfg.gamma, lam=cfg.gae_lambda))
+    if adv in ("grpo", "dr_grpo", "rloo", "reinforce_pp_baseline"):
+        lines.append("            a group whose rewards are all equal gets A = 0 exactly")
+    if cfg.whiten_advantages:
+        lines.append(f"            then whitened over the batch's tokens: (A − mean) / (std + {EPS:g})")
+    if cfg.loss == "gspo":
+        lines.append(
+            "ratio       s_i = exp(1/|o_i| Σ_t log(π_θ(o_i,t)/π_old(o_i,t)))  [one ratio per sequence]"
+        )
+        rho = "s_i"
+    else:
+        lines.append("ratio       ρ_i,t = π_θ(o_i,t | q, o_i,<t) / π_old(o_i,t | q, o_i,<t)")
+        rho = "ρ_i,t"
+    a = "A_i,t" if adv == "gae" else "A_i"
+    term = f"min({rho}·{a}, clip({rho}, 1−{cfg.clip_low:g}, 1+{cfg.clip_high:g})·{a})"
+    dual = None
+    if cfg.dual_clip is not None:
+        dual = f"J_i,t = {term}, then J_i,t = max(J_i,t, {cfg.dual_clip:g}·{a}) where {a} < 0 (dual clip)"
+        term = "J_i,t"
+    objective = f"L = −{_aggregate_text(cfg, term)}"
+    if cfg.kl_in == "loss" and cfg.kl_coef > 0:
+        objective += f" + {cfg.kl_coef:g}·{_aggregate_text(cfg, cfg.kl_estimator + '_t')}"
+    if cfg.entropy_coef > 0:
+        objective += f" − {cfg.entropy_coef:g}·{_aggregate_text(cfg, 'H_t')}"
+    if cfg.needs_critic:
+        clip = f"clip(V, V_old ± {cfg.value_clip:g})" if cfg.value_clip is not None else "V"
+        objective += f" + {cfg.vf_coef:g}·{_aggregate_text(cfg, f'½ max((V−R)², ({clip}−R)²)')}"
+    lines.append(f"objective   {objective}")
+    if dual is not None:
+        lines.append(f"            {dual}")
+    if cfg.aggregation == "seq_mean_token_sum_norm":
+        where = cfg.norm_length if cfg.norm_length is not None else "the run's max_new_tokens"
+        lines.append(f"            L_max = {where} (a constant, not the batch's lengths)")
+    if cfg.kl_coef > 0:
+        ctrl = (
+            f", adaptive towards KL = {cfg.kl_target:g} (horizon {cfg.kl_horizon})" if cfg.kl_target else ""
+        )
+        lines.append(
+            f"kl          {_KL_TEXT[cfg.kl_estimator]}  (coef {cfg.kl_coef:g} in the {cfg.kl_in}{ctrl})"
+        )
+    else:
+        lines.append("kl          none (kl_coef = 0: no reference model is loaded)")
+    if cfg.tis_cap is not None:
+        lines.append(
+            f"is-correct  each token's term × min(π_old^trainer/π_old^sampler, {cfg.tis_cap:g}) (TIS)"
+        )
+    sampling = "dynamic: groups with std_g r = 0 are dropped and more prompts sampled"
+    sampling += f" (≤ {cfg.dynamic_sampling_rounds} extra rounds)" if cfg.dynamic_sampling else ""
+    lines.append(f"sampling    {sampling if cfg.dynamic_sampling else 'every group is kept'}")
+    truncated = "masked out of the loss" if cfg.overlong_mask else "kept in the loss"
+    lines.append(f"truncated   completions that hit max_new_tokens are {truncated}")
+    lines.append(
+        f"updates     {cfg.ppo_epochs} epoch(s) × {cfg.num_minibatches} minibatch(es) per batch of rollouts"
+    )
+    return "\n".join(lines)
+
+
+__all__ = [
+    "PRESETS",
+    "AlgoConfig",
+    "describe",
+    "get_preset",
+    "outcome_advantages",
+    "policy_objective",
+    "preset_tree",
+    "shaped_rewards",
+    "with_overrides",
+]
