@@ -29,7 +29,8 @@ PANELS: dict[str, tuple[str, list[str]]] = {
     "kl": ("KL to reference", ["kl"]),
     "entropy": ("Entropy", ["entropy"]),
     "length": ("Completion length (tokens)", ["length/mean"]),
-    "clip_frac": ("Clip fraction", ["clip_frac", "length/clipped_frac"]),
+    "clip_frac": ("Clip fraction (ratio clipped)", ["clip_frac"]),
+    "truncated": ("Completions cut at the token limit", ["length/clipped_frac"]),
     "zero_var": ("Zero-variance groups", ["groups/zero_var_frac"]),
     "verifier": ("Verifier errors / timeouts", ["verifier/error_rate", "verifier/timeout_rate", "code/suspicious_rate"]),
 }
@@ -103,18 +104,22 @@ def write_report(run_dir: str | Path) -> Path:
 
     lines = [f"# Run report: {run_dir}", "", f"{len(rows)} logged steps.", ""]
     if rows:
-        first, last = rows[0], rows[-1]
-        lines += ["| metric | first | last |", "|---|---|---|"]
+        lines += ["| metric | first (step) | last (step) |", "|---|---|---|"]
         for key in sorted({k for _, _, ks in panels for k in ks}):
-            a, b = first.get(key), last.get(key)
-            fmt = lambda v: f"{v:.4g}" if isinstance(v, (int, float)) else "–"
-            lines.append(f"| {key} | {fmt(a)} | {fmt(b)} |")
+            pts = [(r["step"], r[key]) for r in rows if isinstance(r.get(key), (int, float))]
+            (s0, a), (s1, b) = pts[0], pts[-1]
+            lines.append(f"| {key} | {a:.4g} ({s0}) | {b:.4g} ({s1}) |")
         lines.append("")
     lines += ["## Alarms", ""]
     if not alarms:
         lines.append("None.")
+    by_name: dict[str, list[dict[str, Any]]] = {}
     for a in alarms:
-        lines.append(f"- **{a['name']}** (step {a['step']}): {a['message']}. Likely cause: {a['cause']}. Usual fix: {a['fix']}.")
+        by_name.setdefault(a["name"], []).append(a)
+    for name, fired in by_name.items():
+        a, steps = fired[-1], [x["step"] for x in fired]
+        when = f"step {steps[0]}" if len(steps) == 1 else f"{len(steps)} times, steps {steps[0]}–{steps[-1]}"
+        lines.append(f"- **{name}** ({when}): {a['message']}. Likely cause: {a['cause']}. Usual fix: {a['fix']}.")
     lines += ["", "## Plots", ""] + [f"![{title}]({name}.png)" for name, title, _ in panels]
     report = out / "report.md"
     report.write_text("\n".join(lines) + "\n")
