@@ -26,3 +26,31 @@ Rules:
 
 Nothing here is imported by ``import rlvr``.
 """
+
+import argparse
+from collections.abc import Callable
+from typing import Any
+
+
+def add_stage_arguments(parser: argparse.ArgumentParser, flag: str, key: str, help: str) -> None:
+    """The arguments every pipeline stage (sft, rm, dpo) takes: the config file and dotted overrides,
+    one switch `flag` that sets ``KEY=true``, ``--resume`` and ``--print-config``."""
+    from rlvr.config import add_config_arguments
+
+    add_config_arguments(parser)
+    parser.add_argument(flag, action="store_true", help=f"{help} ({key}=true)")
+    parser.add_argument("--resume", action="store_true", help="continue from the newest checkpoint in logging.run_dir")
+    parser.add_argument("--print-config", action="store_true", help="print the resolved config and exit")
+
+
+def load_stage_config(args: argparse.Namespace, flag_dest: str, key: str, loader: Callable[[Any, list[str]], Any]) -> Any:
+    """The resolved config of a pipeline stage, or None after printing it for ``--print-config``."""
+    from rlvr.config import print_config, split_config_args
+
+    path, overrides = split_config_args(args.config or [])
+    overrides += [f"{key}=true"] * bool(getattr(args, flag_dest)) + ["resume=true"] * bool(args.resume)
+    cfg = loader(path, overrides)
+    if args.print_config:
+        print_config(cfg)
+        return None
+    return cfg

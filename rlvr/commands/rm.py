@@ -15,31 +15,18 @@ from __future__ import annotations
 import argparse
 import sys
 
+from rlvr.commands import add_stage_arguments, load_stage_config
+
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    from rlvr.config import add_config_arguments
-
-    add_config_arguments(parser)
-    parser.add_argument(
-        "--from-verifier",
-        action="store_true",
-        help="build pairs by sampling the task and checking with its verifiers (from_verifier.enabled=true)",
-    )
-    parser.add_argument(
-        "--resume", action="store_true", help="continue from the newest checkpoint in logging.run_dir"
-    )
-    parser.add_argument("--print-config", action="store_true", help="print the resolved config and exit")
+    add_stage_arguments(parser, "--from-verifier", "from_verifier.enabled", "build pairs by sampling the task and checking with its verifiers")
 
 
 def run(args: argparse.Namespace) -> int:
-    from rlvr.config import print_config, split_config_args
     from rlvr.trainers.reward import load_reward_config
 
-    path, overrides = split_config_args(args.config or [])
-    overrides += ["from_verifier.enabled=true"] * args.from_verifier + ["resume=true"] * args.resume
-    cfg = load_reward_config(path, overrides)
-    if args.print_config:
-        print_config(cfg)
+    cfg = load_stage_config(args, "from_verifier", "from_verifier.enabled", load_reward_config)
+    if cfg is None:
         return 0
     from rlvr.trainers.reward import train_reward_model
 

@@ -15,31 +15,18 @@ from __future__ import annotations
 import argparse
 import sys
 
+from rlvr.commands import add_stage_arguments, load_stage_config
+
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    from rlvr.config import add_config_arguments
-
-    add_config_arguments(parser)
-    parser.add_argument(
-        "--rejection-sampling",
-        action="store_true",
-        help="sample the task, keep verified completions, train on them (rejection_sampling.enabled=true)",
-    )
-    parser.add_argument(
-        "--resume", action="store_true", help="continue from the newest checkpoint in logging.run_dir"
-    )
-    parser.add_argument("--print-config", action="store_true", help="print the resolved config and exit")
+    add_stage_arguments(parser, "--rejection-sampling", "rejection_sampling.enabled", "sample the task, keep verified completions, train on them")
 
 
 def run(args: argparse.Namespace) -> int:
-    from rlvr.config import print_config, split_config_args
     from rlvr.trainers.sft import load_sft_config
 
-    path, overrides = split_config_args(args.config or [])
-    overrides += ["rejection_sampling.enabled=true"] * args.rejection_sampling + ["resume=true"] * args.resume
-    cfg = load_sft_config(path, overrides)
-    if args.print_config:
-        print_config(cfg)
+    cfg = load_stage_config(args, "rejection_sampling", "rejection_sampling.enabled", load_sft_config)
+    if cfg is None:
         return 0
     from rlvr.trainers.sft import train_sft
 
