@@ -253,7 +253,7 @@ _OOM_SEEN = [0]
 
 
 def _oom_changed() -> bool:
-    """True when the cgroup's OOM-kill counter moved since the last call (read only after SIGKILLs)."""
+    """True when the cgroup's OOM-kill counter moved since the last call (read after every job)."""
     now = _oom_kills()
     moved, _OOM_SEEN[0] = now > _OOM_SEEN[0], now
     return moved
@@ -364,7 +364,9 @@ def run_job(req: dict, blobs: list, cap: int, lang: dict, wipe=None) -> tuple[di
         sig = os.WTERMSIG(status)
     else:
         rc = os.WEXITSTATUS(status)
-    mem = b"MemoryError" in tail or (sig == 9 and not timed_out and _oom_changed())
+    # Any OOM kill in this container during the job was the job's (one job at a time), whichever
+    # of its processes the kernel picked.
+    mem = _oom_changed() or b"MemoryError" in tail
     head = {
         "id": req["id"],
         "exit_code": rc,
