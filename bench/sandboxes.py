@@ -192,8 +192,8 @@ def main(argv: list[str] | None = None) -> int:
             f"({os.cpu_count()} cores, load average {load:.1f} at the end, {time.strftime('%Y-%m-%d')})"
         ),
         "",
-        "Other jobs shared the 2 cores during this run (load average above): the programs/s columns",
-        "depend on that load; the CPU-per-job figure below does not.",
+        "The load average counts the bench's own containers and any other jobs on the machine; the",
+        "programs/s columns depend on what else runs, the CPU-per-job figure below does not.",
         "",
         "| path | HumanEval-style programs/s | p50 ms | p99 ms | failed |",
         "|---|---|---|---|---|",
