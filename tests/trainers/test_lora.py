@@ -5,13 +5,9 @@ from __future__ import annotations
 
 import json
 
-import pytest
-
 from rlvr.metrics import read_jsonl_metrics
 
 from .conftest import rlvr_cmd, run, small_config, write_config
-
-pytest.importorskip("peft", reason="peft is part of the dev extra")
 
 
 def test_lora_trains_adapters_and_resumes(tmp_path, tiny_model_dir):
