@@ -252,9 +252,8 @@ def md_table(header: list[str], body: list[list[str]]) -> str:
 def _rounds_rps(name: str, real: list[dict], workers: int, deadline: float) -> tuple[float, int]:
     """rows/s of one cold round (fresh processes, so no cache carries over from earlier rounds)."""
     if name == "rlvr" and workers > 1:
-        from rlvr.verifiers import Sample
-
         from rlvr.scoring import Scorer
+        from rlvr.verifiers import Sample
 
         samples, completions = [Sample(answer=r["answer"]) for r in real], [r["completion"] for r in real]
         with Scorer("math", workers=workers) as scorer:

@@ -14,8 +14,9 @@ Try it::
 
 from __future__ import annotations
 
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import asdict, dataclass, field
-from typing import Any, Iterable, Mapping, Protocol, Sequence, runtime_checkable
+from typing import Any, Protocol, runtime_checkable
 
 __all__ = ["ExecResult", "Job", "Sandbox", "DEFAULT_OUTPUT_CAP"]
 
@@ -82,6 +83,6 @@ class Sandbox(Protocol):
 
     def close(self) -> None: ...
 
-    def __enter__(self) -> "Sandbox": ...
+    def __enter__(self) -> Sandbox: ...
 
     def __exit__(self, *exc: object) -> None: ...

@@ -14,10 +14,10 @@ import sys
 from pathlib import Path
 
 import pytest
-from rlvr.verifiers import Sample, Score, register_verifier
 
 from rlvr import __version__, cli
 from rlvr.io import read_jsonl
+from rlvr.verifiers import Sample, Score, register_verifier
 
 ROOT = Path(__file__).resolve().parents[1]
 RLVR = ROOT / ".venv" / "bin" / "rlvr"

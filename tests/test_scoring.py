@@ -19,10 +19,10 @@ import time
 from pathlib import Path
 
 import pytest
-from rlvr.verifiers import Sample, Score, combine
-from rlvr.verifiers.base import deadline_enforced
 
 from rlvr.scoring import Scorer, ScoringError, score_batch
+from rlvr.verifiers import Sample, Score, combine
+from rlvr.verifiers.base import deadline_enforced
 
 DEADLINE = 1.0
 PLUGIN_PATH = Path(__file__).resolve().parent / "fixtures" / "plugin_path"

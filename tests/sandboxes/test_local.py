@@ -11,6 +11,7 @@ import time
 import warnings
 
 import pytest
+
 from rlvr.sandboxes.base import Job, Sandbox
 from rlvr.sandboxes.local import MODES, LocalSandbox, available_modes
 

@@ -10,6 +10,7 @@ import pickle
 from pathlib import Path
 
 import pytest
+
 from rlvr.verifiers import (
     Sample,
     Score,

@@ -6,6 +6,7 @@ import pickle
 import warnings
 
 import pytest
+
 from rlvr.sandboxes.local import LocalSandbox
 from rlvr.verifiers import Sample, VerifierError, get_verifier
 from rlvr.verifiers.code import CodeVerifier, extract_code, plan_tests

@@ -11,6 +11,7 @@ import importlib.util
 import warnings
 
 import pytest
+
 from rlvr.verifiers import Sample, get_verifier
 
 HAS_DOCKER = importlib.util.find_spec("rlvr.sandboxes.docker") is not None

@@ -5,6 +5,7 @@ from __future__ import annotations
 import pickle
 
 import pytest
+
 from rlvr.verifiers import Sample, Score, VerifierError, combine, get_verifier
 
 GOOD = "<think>7*6 = 42</think>\n<answer>42</answer>"  # 43 characters

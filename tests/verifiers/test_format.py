@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import pytest
+
 from rlvr.verifiers import Sample, get_verifier
 
 R1_PROMPT = (
