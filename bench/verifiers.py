@@ -197,7 +197,7 @@ class GuardedPool:
         return results, time.perf_counter() - t0  # type: ignore[return-value]
 
     def close(self) -> None:
-        for proc, conn in self.procs:
+        for _proc, conn in self.procs:
             try:
                 conn.send(None)
             except OSError:
