@@ -18,7 +18,7 @@ from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import asdict, dataclass, field
 from typing import Any, Protocol, runtime_checkable
 
-__all__ = ["ExecResult", "Job", "Sandbox", "DEFAULT_OUTPUT_CAP"]
+__all__ = ["ExecResult", "Job", "Sandbox", "DEFAULT_OUTPUT_CAP", "run_jobs"]
 
 DEFAULT_OUTPUT_CAP = 64 * 1024  # bytes kept of each of stdout and stderr
 
@@ -86,3 +86,19 @@ class Sandbox(Protocol):
     def __enter__(self) -> Sandbox: ...
 
     def __exit__(self, *exc: object) -> None: ...
+
+
+def run_jobs(executor: Any, run: Any, jobs: Iterable[Job]) -> list[ExecResult]:
+    """Submit every job to `executor` (one thread per sandbox slot) and return results in input
+    order; if waiting is interrupted (Ctrl-C) or a run raises, jobs not yet started are cancelled.
+    Shared by the sandboxes' `run_many`."""
+    futures = [
+        executor.submit(run, j.code, stdin=j.stdin, files=j.files, timeout_s=j.timeout_s, memory_mb=j.memory_mb)
+        for j in jobs
+    ]
+    try:
+        return [f.result() for f in futures]
+    except BaseException:
+        for f in futures:
+            f.cancel()
+        raise

@@ -44,7 +44,7 @@ from typing import Any, Self
 
 from rlvr.sandboxes._docker_slot import PoolSpec, Slot, start_slot, stop_slot, stop_slot_ids
 from rlvr.sandboxes._docker_transport import ChannelError, ChannelTimeout
-from rlvr.sandboxes.base import DEFAULT_OUTPUT_CAP, ExecResult, Job
+from rlvr.sandboxes.base import DEFAULT_OUTPUT_CAP, ExecResult, Job, run_jobs
 from rlvr.sandboxes.languages import DEFAULT_PRELOAD, get_language
 
 __all__ = ["DockerSandbox", "SandboxUnavailable"]
@@ -319,21 +319,9 @@ class DockerSandbox:
 
     def run_many(self, jobs: Iterable[Job]) -> Sequence[ExecResult]:
         """Run every job, `size` at a time, so no slot idles while work is left; results in order."""
-        jobs = list(jobs)
         if self._executor is None:
             self._executor = ThreadPoolExecutor(max_workers=self.size, thread_name_prefix="rlvr-sbx")
-        futures = [
-            self._executor.submit(
-                self.run, j.code, stdin=j.stdin, files=j.files, timeout_s=j.timeout_s, memory_mb=j.memory_mb
-            )
-            for j in jobs
-        ]
-        try:
-            return [f.result() for f in futures]
-        except BaseException:
-            for f in futures:
-                f.cancel()
-            raise
+        return run_jobs(self._executor, self.run, jobs)
 
     # ------------------------------------------------------------------ cleanup
     def container_ids(self) -> list[str]:

@@ -70,7 +70,7 @@ from rlvr.sandboxes._local_exec import (
     _rmtree,
     _write_files,
 )
-from rlvr.sandboxes.base import DEFAULT_OUTPUT_CAP, ExecResult, Job
+from rlvr.sandboxes.base import DEFAULT_OUTPUT_CAP, ExecResult, Job, run_jobs
 
 __all__ = ["MODES", "LocalSandbox", "available_modes", "warn_unisolated"]
 
@@ -288,16 +288,9 @@ class LocalSandbox:
 
     def run_many(self, jobs: Iterable[Job]) -> Sequence[ExecResult]:
         """Run jobs on all slots at once; results in input order."""
-        jobs = list(jobs)
         if self._pool is None:
             self._pool = ThreadPoolExecutor(self.size, thread_name_prefix="rlvr-local")
-        futs = [
-            self._pool.submit(
-                self.run, j.code, stdin=j.stdin, files=j.files, timeout_s=j.timeout_s, memory_mb=j.memory_mb
-            )
-            for j in jobs
-        ]
-        return [f.result() for f in futs]
+        return run_jobs(self._pool, self.run, jobs)
 
     def close(self) -> None:
         """Stop the thread pool and remove the root directory this sandbox created (exact path)."""

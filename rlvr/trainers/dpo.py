@@ -188,32 +188,27 @@ def _ref(cfg: DPOConfig, b: Batch, side: str) -> torch.Tensor:
     return b[f"ref_{side}"].to(b[side]["sum"].device)
 
 
+def _dpo(loss_type: str, smoothed: bool = False) -> Callable[[DPOConfig, Batch], tuple[torch.Tensor, dict[str, float]]]:
+    """DPO-family loss on summed sequence logprobs against the precomputed reference."""
+
+    def loss(c: DPOConfig, b: Batch) -> tuple[torch.Tensor, dict[str, float]]:
+        return dpo_loss(
+            b["chosen"]["sum"],
+            b["rejected"]["sum"],
+            _ref(c, b, "chosen"),
+            _ref(c, b, "rejected"),
+            beta=c.beta,
+            loss_type=loss_type,
+            label_smoothing=c.label_smoothing if smoothed else 0.0,
+        )
+
+    return loss
+
+
 LOSSES: dict[str, Callable[[DPOConfig, Batch], tuple[torch.Tensor, dict[str, float]]]] = {
-    "sigmoid": lambda c, b: dpo_loss(
-        b["chosen"]["sum"],
-        b["rejected"]["sum"],
-        _ref(c, b, "chosen"),
-        _ref(c, b, "rejected"),
-        beta=c.beta,
-        loss_type="sigmoid",
-    ),
-    "cdpo": lambda c, b: dpo_loss(
-        b["chosen"]["sum"],
-        b["rejected"]["sum"],
-        _ref(c, b, "chosen"),
-        _ref(c, b, "rejected"),
-        beta=c.beta,
-        loss_type="sigmoid",
-        label_smoothing=c.label_smoothing,
-    ),
-    "ipo": lambda c, b: dpo_loss(
-        b["chosen"]["sum"],
-        b["rejected"]["sum"],
-        _ref(c, b, "chosen"),
-        _ref(c, b, "rejected"),
-        beta=c.beta,
-        loss_type="ipo",
-    ),
+    "sigmoid": _dpo("sigmoid"),
+    "cdpo": _dpo("sigmoid", smoothed=True),
+    "ipo": _dpo("ipo"),
     "simpo": lambda c, b: simpo_loss(
         b["chosen"]["sum"] / b["chosen"]["n"],
         b["rejected"]["sum"] / b["rejected"]["n"],
