@@ -7,7 +7,8 @@ What it does: turns rewards into advantages.
   (group mean subtracted, then global whitening). `expand_to_tokens` broadcasts them over tokens.
 - `gae` (PPO) takes per-token rewards, values and a mask of shape (B*G, T) and returns per-token
   advantages and returns. `discounted_returns` is the critic-free version (REINFORCE with per-token
-  rewards such as a KL penalty).
+  rewards such as a KL penalty). `token_rewards` + `ppo_advantages` are PPO's whole path from a
+  sequence score and a per-token KL to whitened advantages and the critic's returns.
 - `masked_mean`, `masked_var`, `masked_whiten`: the masked statistics everything else uses.
 
 Choices where the field disagrees (pinned in tests/test_advantages.py):
@@ -232,6 +233,58 @@ def gae(
         adv[:, t] = next_adv
         next_value, next_mask = values[:, t], mask[:, t]
     returns = (adv + values) * mask
+    return adv, returns
+
+
+def token_rewards(
+    scores: torch.Tensor, mask: torch.Tensor, kl: torch.Tensor | None = None, kl_coef: float = 0.0
+) -> torch.Tensor:
+    """PPO's per-token rewards (N, T): -kl_coef * KL_t on every completion token, plus the
+    sequence's score (N,) on its last valid token; 0 on padding. A row with no tokens gets nothing.
+
+    >>> token_rewards(torch.tensor([1.0]), torch.tensor([[1., 1., 0.]]), torch.tensor([[0.5, 1.0, 9.0]]), 0.1)
+    tensor([[-0.0500,  0.9000,  0.0000]])
+    """
+    mask = mask.to(scores.dtype)
+    rewards = torch.zeros_like(mask)
+    if kl is not None:
+        rewards = torch.where(mask.bool(), -kl_coef * kl.to(mask.dtype), rewards)
+    last = mask.sum(-1).long() - 1  # (N,)
+    rows = torch.nonzero(last >= 0).squeeze(-1)
+    rewards[rows, last[rows]] += scores[rows]
+    return rewards
+
+
+def ppo_advantages(
+    scores: torch.Tensor,
+    values: torch.Tensor,
+    mask: torch.Tensor,
+    kl: torch.Tensor | None = None,
+    *,
+    kl_coef: float = 0.0,
+    gamma: float = 1.0,
+    lam: float = 0.95,
+    whiten_rewards: bool = False,
+    whiten_advantages: bool = True,
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """PPO's (advantages, returns), both (N, T), from sequence scores (N,), critic values (N, T)
+    and the per-token KL to the reference (N, T, optional).
+
+    1. `token_rewards`: score on the last token, -kl_coef * KL on every token;
+    2. whiten_rewards: scale the token rewards by their batch std (mean kept, as TRL does);
+    3. `gae` -> advantages and returns (returns = advantages + values, before any whitening);
+    4. whiten_advantages: z-score the advantages over the batch's valid tokens.
+
+    >>> adv, ret = ppo_advantages(torch.tensor([1.0]), torch.zeros(1, 2), torch.ones(1, 2), lam=1.0, whiten_advantages=False)
+    >>> adv, ret
+    (tensor([[1., 1.]]), tensor([[1., 1.]]))
+    """
+    rewards = token_rewards(scores, mask, kl, kl_coef)
+    if whiten_rewards:
+        rewards = masked_whiten(rewards, mask, shift_mean=False)
+    adv, returns = gae(rewards, values, mask, gamma, lam)
+    if whiten_advantages:
+        adv = masked_whiten(adv, mask)
     return adv, returns
 
 

@@ -19,9 +19,11 @@ from rlvr.advantages import (
     masked_var,
     masked_whiten,
     overlong_penalty,
+    ppo_advantages,
     reinforce_pp,
     reinforce_pp_baseline,
     rloo,
+    token_rewards,
 )
 
 T = torch.tensor
@@ -162,3 +164,46 @@ def test_overlong_penalty_by_hand():
     close(overlong_penalty(T([18]), 20, 4, factor=0.5), [-0.25])
     with pytest.raises(ValueError, match="buffer"):
         overlong_penalty(T([1]), 20, 0)
+
+
+# ---------------------------------------------------------------- PPO: token rewards and the whole advantage path
+
+
+def _ppo_inputs():
+    scores = torch.tensor([1.0, 0.0])
+    values = torch.tensor([[0.5, 0.5, 0.0], [0.2, 0.0, 0.0]])
+    mask = torch.tensor([[1.0, 1.0, 0.0], [1.0, 0.0, 0.0]])
+    kl = torch.tensor([[0.1, 0.2, 7.0], [0.3, 7.0, 7.0]])  # 7.0 sits on padding and must be ignored
+    return scores, values, mask, kl
+
+
+def test_token_rewards_put_the_score_on_the_last_token_and_kl_everywhere():
+    scores, _, mask, kl = _ppo_inputs()
+    # row 0: [-0.5*0.1, -0.5*0.2 + 1.0, 0]; row 1: [-0.5*0.3 + 0.0, 0, 0]
+    r = token_rewards(scores, mask, kl, kl_coef=0.5)
+    assert torch.allclose(r, torch.tensor([[-0.05, 0.9, 0.0], [-0.15, 0.0, 0.0]]), atol=1e-7)
+    assert torch.equal(token_rewards(scores, mask), torch.tensor([[0.0, 1.0, 0.0], [0.0, 0.0, 0.0]]))
+    # a row with no tokens gets nothing (and does not crash)
+    assert torch.equal(token_rewards(torch.tensor([3.0]), torch.zeros(1, 2)), torch.zeros(1, 2))
+
+
+def test_ppo_advantages_by_hand():
+    scores, values, mask, kl = _ppo_inputs()
+    adv, ret = ppo_advantages(scores, values, mask, kl, kl_coef=0.5, gamma=1.0, lam=0.5, whiten_advantages=False)
+    # row 0: delta_1 = 0.9 - 0.5 = 0.4 -> A_1 = 0.4; delta_0 = -0.05 + 0.5 - 0.5 = -0.05 -> A_0 = -0.05 + 0.5*0.4 = 0.15
+    # row 1: delta_0 = -0.15 - 0.2 = -0.35. Returns = A + V.
+    assert torch.allclose(adv, torch.tensor([[0.15, 0.4, 0.0], [-0.35, 0.0, 0.0]]), atol=1e-6)
+    assert torch.allclose(ret, torch.tensor([[0.65, 0.9, 0.0], [-0.15, 0.0, 0.0]]), atol=1e-6)
+    # whitened over the 3 valid tokens: mean 0.2/3, sample std sqrt(0.291667/2) = 0.381881
+    adv_w, ret_w = ppo_advantages(scores, values, mask, kl, kl_coef=0.5, gamma=1.0, lam=0.5)
+    assert torch.allclose(adv_w, torch.tensor([[0.218218, 0.872872, 0.0], [-1.091089, 0.0, 0.0]]), atol=1e-5)
+    assert torch.equal(ret_w, ret)  # returns come from the raw advantages
+
+
+def test_ppo_advantages_whitened_rewards_keep_their_mean():
+    scores, values, mask, kl = _ppo_inputs()
+    # token rewards [-0.05, 0.9 | -0.15]: mean 0.233333, sample std 0.579511; (x - mean)/std + mean
+    zero = torch.zeros_like(values)
+    adv, _ = ppo_advantages(scores, zero, mask, kl, kl_coef=0.5, gamma=1.0, lam=0.0,
+                            whiten_rewards=True, whiten_advantages=False)
+    assert torch.allclose(adv, torch.tensor([[-0.255585, 1.383723, 0.0], [-0.428151, 0.0, 0.0]]), atol=1e-5)

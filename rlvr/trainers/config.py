@@ -30,6 +30,7 @@ from rlvr.presets import AlgoConfig, get_preset, preset_tree
 
 __all__ = [
     "CheckpointConfig",
+    "CriticConfig",
     "LoggingConfig",
     "LoraConfig",
     "ModelConfig",
@@ -80,6 +81,10 @@ class TaskConfig:
     verifiers: dict[str, float] | None = None
     # Options per verifier component (component -> options for get_verifier).
     verifier_options: dict[str, dict[str, Any]] = field(default_factory=dict)
+    # The component whose `passed` is the accuracy (None = the largest weight). With a learned
+    # reward, `{reward_model: 1.0, math: 0.0}` and `primary: math` train on the reward model while
+    # accuracy and held-out accuracy stay the rule-based verifier's.
+    primary: str | None = None
     # The held-out split used for evaluation, and how many of its problems to evaluate.
     eval_split: str = "test"
     eval_limit: int = 100
@@ -156,6 +161,16 @@ class CheckpointConfig:
 
 
 @dataclass
+class CriticConfig:
+    # PPO only (presets with advantage=gae). The value model's starting weights: None = the policy's
+    # starting weights with a fresh scalar head; or a model directory (e.g. a reward model from
+    # `rlvr rm`, as TRL initialises its value model).
+    path: str | None = None
+    # The critic's own AdamW learning rate (None = optim.lr); its schedule follows optim.
+    lr: float | None = None
+
+
+@dataclass
 class TrainConfig:
     # Seeds the data order, sampling and initialisation; a resumed run continues the same streams.
     seed: int = 0
@@ -163,7 +178,7 @@ class TrainConfig:
     steps: int = 300
     # Stop early after this many minutes of training (None = no limit); a checkpoint is saved.
     max_minutes: float | None = None
-    # Algorithm preset name (grpo, dr_grpo, dapo, rloo, reinforce_pp, gspo); its fields fill `algo`.
+    # Algorithm preset name (grpo, dr_grpo, dapo, rloo, reinforce_pp, gspo, ppo); its fields fill `algo`.
     preset: str = "grpo"
     # Every algorithmic choice (rlvr.presets.AlgoConfig); `rlvr presets show NAME` prints one.
     algo: AlgoConfig = field(default_factory=lambda: get_preset("grpo"))
@@ -174,17 +189,16 @@ class TrainConfig:
     scoring: ScoringConfig = field(default_factory=ScoringConfig)
     logging: LoggingConfig = field(default_factory=LoggingConfig)
     checkpoint: CheckpointConfig = field(default_factory=CheckpointConfig)
+    critic: CriticConfig = field(default_factory=CriticConfig)
 
     def __post_init__(self) -> None:
         problems = []
         if self.steps < 1:
             problems.append(f"steps must be >= 1, got {self.steps}")
-        if self.rollout.group_size < 2:
-            problems.append(f"rollout.group_size must be >= 2 (group advantages), got {self.rollout.group_size}")
+        if self.rollout.group_size < (1 if self.algo.needs_critic else 2):
+            problems.append(f"rollout.group_size must be >= 2 (group advantages; 1 only with a critic), got {self.rollout.group_size}")
         if self.rollout.prompts_per_step < 1 or self.rollout.chunks < 1:
             problems.append("rollout.prompts_per_step and rollout.chunks must be >= 1")
-        if self.algo.needs_critic:
-            problems.append(f"preset {self.algo.name!r} needs a critic (gae): use the PPO trainer, not rlvr train's GRPO loop")
         if self.optim.micro_batch_size < 1:
             problems.append("optim.micro_batch_size must be >= 1")
         if problems:

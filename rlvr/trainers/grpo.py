@@ -1,13 +1,16 @@
-"""The GRPO-family training loop behind ``rlvr train`` (GRPO, Dr.GRPO, DAPO, RLOO, REINFORCE++, GSPO).
+"""The training loop behind ``rlvr train``: GRPO, Dr.GRPO, DAPO, RLOO, REINFORCE++, GSPO and PPO.
 
 Each step, read top to bottom in `train`:
   1. sample G completions for each of B prompts, in chunks; each chunk goes to the verifier
      workers (`rlvr.scoring.Scorer`) while the next chunk generates (overlapped scoring);
   2. shape rewards (DAPO's soft overlong penalty) and, with dynamic sampling, drop groups whose
      rewards all tie and sample more prompts until the batch is full (reported as groups/dropped);
-  3. advantages from `rlvr.presets.outcome_advantages` (the preset's estimator);
+  3. advantages from `rlvr.presets.outcome_advantages` (the preset's estimator); for PPO
+     (advantage=gae) per token from the critic's values, the KL-shaped token rewards and GAE
+     (`rlvr.trainers.critic`), and the adaptive KL controller moves towards its target;
   4. `ppo_epochs` x `num_minibatches` optimizer steps, each accumulating gradients over micro-batches
      (`rlvr.rollout.policy_loss`: clip objective, KL, entropy, TIS, aggregation from `rlvr.losses`);
+     PPO's critic then takes the same number of steps on the clipped value loss;
   5. push the weights to the sampler (a no-op for the HF sampler, which shares them), log metrics
      and every rollout, run the alarms, evaluate on held-out problems, checkpoint.
 Multi-process runs go through accelerate (DDP/FSDP/DeepSpeed configs in rlvr/configs/accelerate/):
@@ -16,7 +19,7 @@ loaded only when the KL weight is non-zero. `--resume` restores the newest check
 seeded by the data position, so the resumed steps repeat what an uninterrupted run would do.
 
 What it does not do: any tensor math of its own (see `rlvr.rollout`, `rlvr.losses`,
-`rlvr.advantages`), or PPO with a critic.
+`rlvr.advantages`, `rlvr.trainers.critic`).
 
 Try it (a random tiny model, a few seconds a step)::
 
@@ -132,7 +135,8 @@ def _no_grad_logprobs(model: Any, batch: Any, cfg: TrainConfig, group: int = 1) 
     return torch.cat(parts)
 
 
-def _update(ctx: Any, batch: Any, adv: torch.Tensor, old_logp: torch.Tensor | None, step: int) -> dict[str, float]:
+def _update(ctx: Any, batch: Any, adv: torch.Tensor, old_logp: torch.Tensor | None, ref_logp: torch.Tensor | None,
+            step: int) -> dict[str, float]:
     """`ppo_epochs` x `num_minibatches` optimizer steps over `batch`, accumulating micro-batches."""
     cfg, algo, acc = ctx.cfg, ctx.cfg.algo, ctx.acc
     n, mbs = len(batch), cfg.optim.micro_batch_size
@@ -148,16 +152,16 @@ def _update(ctx: Any, batch: Any, adv: torch.Tensor, old_logp: torch.Tensor | No
             group = _prefix_group(cfg, shuffled=algo.num_minibatches > 1)
             mb, mb_adv = batch.select(rows_idx), adv[rows_idx]
             mb_old = old_logp[rows_idx] if old_logp is not None else None
+            mb_ref = ref_logp[rows_idx] if ref_logp is not None else None
             starts = list(range(0, len(mb), mbs))
             for s in starts:
                 rows = slice(s, s + mbs)
                 sync = contextlib.nullcontext() if s == starts[-1] else acc.no_sync(ctx.model)
                 with sync, acc.autocast():
                     logp, ent = forward_logprobs(ctx.model, mb, rows, cfg.rollout.temperature, entropy, group)
-                    ref = _no_grad_logprobs(ctx.ref, mb.select(torch.arange(len(mb))[rows]), cfg, group) if ctx.ref is not None else None
                     old = mb_old[rows] if mb_old is not None else logp.detach()
                     loss, metrics = policy_loss(algo, logp, old, mb_adv[rows], mb.mask[rows], max_len=cfg.rollout.max_new_tokens,
-                                                ref_logp=ref, entropy=ent, sampler_logp=mb.sampler_logp[rows])
+                                                ref_logp=mb_ref[rows] if mb_ref is not None else None, entropy=ent, sampler_logp=mb.sampler_logp[rows])
                     acc.backward(loss * microbatch_weight(algo.aggregation, mb.mask, rows, len(mb)))
                 for k, v in metrics.items():
                     sums[k] = sums.get(k, 0.0) + v
@@ -242,6 +246,14 @@ def train(cfg: TrainConfig, *, resume: bool = False, config_yaml: str | None = N
         if lora:
             setup.load_adapter(model, ckpt / "model")
     ctx.model, ctx.optimizer = acc.prepare(model, ctx.optimizer)
+    ctx.critic = None
+    if cfg.algo.needs_critic:
+        from rlvr.checkpoint import load_extra
+        from rlvr.trainers.critic import Critic
+
+        ctx.critic = Critic(cfg.critic.path or path, cfg, acc, updates)
+        if ckpt is not None:
+            ctx.critic.load_state(load_extra(ckpt, "critic"))
     policy = acc.unwrap_model(ctx.model)
     ctx.sampler = setup.build_sampler(cfg, policy, ctx.tokenizer, path)
     ctx.params = SamplingParams(temperature=cfg.rollout.temperature, top_p=cfg.rollout.top_p, top_k=cfg.rollout.top_k,
@@ -285,18 +297,30 @@ def train(cfg: TrainConfig, *, resume: bool = False, config_yaml: str | None = N
             batch = pack_groups([g["group"] for g in groups], ctx.tokenizer.pad_token_id)
             if cfg.algo.overlong_mask:
                 batch.mask_truncated()
-            need_old = cfg.algo.ppo_epochs > 1 or cfg.algo.num_minibatches > 1 or cfg.algo.tis_cap is not None
+            algo = cfg.algo
+            need_old = algo.ppo_epochs > 1 or algo.num_minibatches > 1 or algo.tis_cap is not None
             group = _prefix_group(cfg, shuffled=False)
-            old_logp = _no_grad_logprobs(ctx.model, batch, cfg, group) if need_old or cfg.algo.kl_in == "reward" else None
-            kl_seq = None
-            if ctx.ref is not None and cfg.algo.kl_in == "reward":
-                from rlvr.losses import kl_reward
+            old_logp = _no_grad_logprobs(ctx.model, batch, cfg, group) if need_old or algo.kl_in == "reward" or ctx.critic else None
+            ref_logp = _no_grad_logprobs(ctx.ref, batch, cfg, group) if ctx.ref is not None else None  # once per step
+            ppo_metrics: dict[str, float] = {}
+            if ctx.critic is not None:  # PPO: per-token advantages from the critic and GAE
+                from rlvr.trainers.critic import ppo_step_advantages
 
-                kl_seq = -kl_reward(old_logp, _no_grad_logprobs(ctx.ref, batch, cfg, group), batch.mask, 1.0, cfg.algo.kl_estimator).sum(-1).view_as(rewards)
-            adv = outcome_advantages(cfg.algo, rewards, kl_seq).reshape(-1)  # (B*G,)
-            # 4. optimizer steps
+                adv, old_values, returns, ppo_metrics = ppo_step_advantages(
+                    ctx, batch, rewards.reshape(-1), old_logp, ref_logp if algo.kl_in == "reward" else None, state)
+            else:
+                kl_seq = None
+                if ref_logp is not None and algo.kl_in == "reward":
+                    from rlvr.losses import kl_reward
+
+                    kl_seq = -kl_reward(old_logp, ref_logp, batch.mask, 1.0, algo.kl_estimator).sum(-1).view_as(rewards)
+                adv = outcome_advantages(algo, rewards, kl_seq).reshape(-1)  # (B*G,)
+            # 4. optimizer steps (and the critic's, for PPO)
             t1 = time.perf_counter()
-            train_metrics = _update(ctx, batch, adv, old_logp if need_old else None, step)
+            train_metrics = _update(ctx, batch, adv, old_logp if need_old else None, ref_logp, step)
+            if ctx.critic is not None:
+                train_metrics.update(ppo_metrics)
+                train_metrics.update(ctx.critic.update(batch, old_values, returns, step))
             # 5. weights to the sampler, logs, alarms, eval, checkpoint
             if cfg.rollout.backend != "hf":
                 ctx.sampler.update_weights(acc.unwrap_model(ctx.model))
@@ -326,7 +350,8 @@ def train(cfg: TrainConfig, *, resume: bool = False, config_yaml: str | None = N
                 state.update(step=step, eval_first=history["eval_first"], eval_last=history["eval_last"])
                 if main:
                     save_checkpoint(run_dir, step, model=acc.unwrap_model(ctx.model), tokenizer=ctx.tokenizer, optimizer=ctx.optimizer,
-                                    scheduler=ctx.scheduler, state=state, config_yaml=config_yaml, keep_last=cfg.checkpoint.keep_last)
+                                    scheduler=ctx.scheduler, state=state, config_yaml=config_yaml, keep_last=cfg.checkpoint.keep_last,
+                                    extra={"critic": ctx.critic.state()} if ctx.critic is not None else None)
                 acc.wait_for_everyone()
             if out_of_time:
                 bar.write(f"rlvr train: max_minutes={cfg.max_minutes} reached at step {step}; checkpoint saved")

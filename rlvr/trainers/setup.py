@@ -129,7 +129,9 @@ def task_verifier(task: Any, tcfg: Any) -> Any:
     options = {k: dict(v) for k, v in task.verifier_options.items()}
     for k, v in tcfg.verifier_options.items():
         options[k] = {**options.get(k, {}), **v}
-    primary = max(weights, key=lambda k: weights[k])
+    primary = tcfg.primary if tcfg.primary is not None else max(weights, key=lambda k: weights[k])
+    if primary not in weights:
+        raise VerifierError(f"task.primary={primary!r} is not one of the verifiers {sorted(weights)}")
     for k in weights:  # fail here, with the option named, rather than in every scoring worker
         try:
             resolve_verifier((k, options.get(k, {})))
