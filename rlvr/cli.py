@@ -38,7 +38,7 @@ __all__ = ["COMMANDS", "build_parser", "main"]
 # name -> (module, one-line help). Modules are imported only when their command runs.
 COMMANDS: dict[str, tuple[str, str]] = {
     "verify": ("rlvr.commands.verify", "score a JSONL file of completions with a verifier"),
-    "train": ("rlvr.commands.train", "train a policy from a YAML config (GRPO, PPO, SFT, DPO, ...)"),
+    "train": ("rlvr.commands.train", "RL from a YAML config: GRPO, Dr.GRPO, DAPO, RLOO, REINFORCE++, GSPO, PPO (no config: the demo)"),
     "eval": ("rlvr.commands.eval", "sample a model on a task and report pass@k"),
     "serve": ("rlvr.commands.serve", "run a vLLM engine behind HTTP (with weight updates) for the trainer"),
     "presets": ("rlvr.commands.presets", "list the algorithm presets, or show one's exact objective"),
@@ -47,6 +47,7 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "sft": ("rlvr.commands.sft", "supervised fine-tuning on response tokens (chat/prompt-completion, packing, rejection sampling)"),
     "rm": ("rlvr.commands.rm", "train a Bradley-Terry reward model (margin, normalisation, ensembles)"),
     "dpo": ("rlvr.commands.dpo", "preference optimisation: DPO, IPO, cDPO, SimPO, ORPO, KTO"),
+    "pipeline": ("rlvr.commands.pipeline", "chain stages from one YAML file: SFT -> RM -> PPO, SFT -> DPO, RS-SFT -> GRPO"),
 }
 
 
@@ -129,6 +130,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     except KeyboardInterrupt:
         print(f"rlvr {command}: interrupted", file=sys.stderr)
         return 130
+    except BrokenPipeError:  # `rlvr presets show ppo | head`: the reader left; not an error of ours
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())  # no second error at exit flush
+        return 141
     except Exception as e:
         if not _is_input_error(e):
             raise  # a bug: keep the traceback

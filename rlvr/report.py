@@ -2,7 +2,7 @@
 
 Reads ``metrics.jsonl`` and ``alarms.jsonl`` from the run directory and writes ``report/``:
 one PNG per panel (reward, accuracy, KL, entropy, length, clip fraction, zero-variance groups,
-verifier errors) plus ``overview.png`` with all panels, and ``report.md`` listing the final
+verifier errors; for PPO also the KL controller and the critic) plus ``overview.png`` with all panels, and ``report.md`` listing the final
 values and every alarm with its likely cause and fix. Alarms are re-derived from the metrics too,
 so a run logged without the monitor still gets them.
 
@@ -27,6 +27,8 @@ PANELS: dict[str, tuple[str, list[str]]] = {
     "reward": ("Reward", ["reward/mean", "reward/"]),
     "accuracy": ("Accuracy", ["accuracy", "eval/accuracy"]),
     "kl": ("KL to reference", ["kl"]),
+    "kl_control": ("KL per completion and the controller's coefficient (PPO)", ["kl/sequence", "kl_coef"]),
+    "critic": ("Critic (PPO): value loss, explained variance", ["loss/value", "value/explained_variance"]),
     "entropy": ("Entropy", ["entropy"]),
     "length": ("Completion length (tokens)", ["length/mean"]),
     "clip_frac": ("Clip fraction (ratio clipped)", ["clip_frac"]),
