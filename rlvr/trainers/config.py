@@ -131,7 +131,8 @@ class OptimConfig:
 
 @dataclass
 class ScoringConfig:
-    # Verifier worker processes (0 = score in the training process, no deadline enforcement).
+    # Verifier worker processes (0 = score in the training process, no deadline enforcement). A
+    # batched component (reward_model) always scores in the training process, on its device.
     workers: int = 1
     # Per-item deadline in seconds (None = the verifier's own timeout + 0.5 s).
     timeout_s: float | None = None

@@ -282,7 +282,8 @@ def train(cfg: TrainConfig, *, resume: bool = False, config_yaml: str | None = N
     deadline = None if cfg.max_minutes is None else time.monotonic() + 60 * cfg.max_minutes
     last: dict[str, float] = {}
     verifier = setup.task_verifier(ctx.task, cfg.task)
-    with Scorer(verifier, workers=cfg.scoring.workers, timeout_s=cfg.scoring.timeout_s) as ctx.scorer:
+    workers = setup.scoring_workers(verifier, cfg.scoring.workers)
+    with Scorer(verifier, workers=workers, timeout_s=cfg.scoring.timeout_s) as ctx.scorer:
         if start == 0 and main and eval_samples:
             logger.metrics(0, run_eval(0))
         step = start

@@ -31,7 +31,7 @@ from rlvr.samplers import SamplingParams
 from rlvr.verifiers.base import VerifierError, combine, resolve_verifier
 
 __all__ = ["build_optimizer", "build_sampler", "data_order", "evaluate", "load_policy", "load_reference",
-           "model_path", "task_verifier"]
+           "model_path", "scoring_workers", "task_verifier"]
 
 log = logging.getLogger("rlvr.train")
 
@@ -138,6 +138,18 @@ def task_verifier(task: Any, tcfg: Any) -> Any:
         except (TypeError, ValueError) as e:
             raise VerifierError(f"task.verifier_options.{k}: {e}") from None
     return combine(weights, {k: (k, options.get(k, {})) for k in weights}, primary=primary)
+
+
+def scoring_workers(verifier: Any, workers: int) -> int:
+    """0 (score in the trainer's process) when a component is batched, e.g. a reward model: it then
+    runs once per batch on the trainer's device instead of once per completion in every worker.
+    Rule-based components keep their own deadlines there (math forks sympy, code runs sandboxed)."""
+    parts = verifier._verifiers().values() if hasattr(verifier, "_verifiers") else [verifier]
+    batched = sorted(type(v).__name__ for v in parts if hasattr(v, "prefetch"))
+    if workers and batched:
+        log.info("scoring in the trainer's process (scoring.workers=%d ignored): %s scores whole batches", workers, ", ".join(batched))
+        return 0
+    return workers
 
 
 def data_order(n: int, seed: int, cursor: int, count: int) -> list[int]:

@@ -74,7 +74,8 @@ def test_ppo_against_a_reward_model_with_math_as_the_accuracy(tmp_path, tiny_mod
     cfg = small_config(run_dir, tiny_model_dir, steps=2, preset="ppo",
                        task={"verifiers": {"reward_model": 1.0, "math": 0.0}, "primary": "math",
                              "verifier_options": {"reward_model": {"path": str(rm_dir)}}},
-                       critic={"path": str(rm_dir)}, logging={"eval_every": 2}, checkpoint={"every": 0})
+                       critic={"path": str(rm_dir)}, logging={"eval_every": 2}, checkpoint={"every": 0},
+                       scoring={"workers": 1})  # the batched reward model moves scoring in-process
     run(rlvr_cmd("train", str(write_config(tmp_path / "run.yaml", cfg))))
     records = [json.loads(line) for line in (run_dir / "rollouts.jsonl").read_text().splitlines()]
     assert len(records) == 2 * 4 * 4
