@@ -36,6 +36,7 @@ import torch
 from rlvr.advantages import masked_mean, ppo_advantages
 from rlvr.losses import adaptive_kl_coef, aggregate, kl_penalty, value_loss
 from rlvr.rollout import RolloutBatch, microbatch_weight
+from rlvr.trainers.setup import build_optimizer
 
 __all__ = ["Critic", "ppo_step_advantages"]
 
@@ -44,7 +45,7 @@ class Critic:
     """A separate value model V(s_t) with its own optimizer; see the module docstring."""
 
     def __init__(self, path: str | Path, cfg: Any, acc: Any, total_updates: int):
-        from transformers import AutoModelForTokenClassification, get_scheduler
+        from transformers import AutoModelForTokenClassification
 
         from rlvr.models import ModelLoadError
 
@@ -59,11 +60,7 @@ class Critic:
         if getattr(model.config, "pad_token_id", None) is None:
             model.config.pad_token_id = 0
         model.train()
-        o = cfg.optim
-        lr = cfg.critic.lr if cfg.critic.lr is not None else o.lr
-        optimizer = torch.optim.AdamW(model.parameters(), lr=lr, betas=tuple(o.betas), weight_decay=o.weight_decay)
-        name = {"constant": "constant_with_warmup", "linear": "linear", "cosine": "cosine"}[o.schedule]
-        self.scheduler = get_scheduler(name, optimizer, num_warmup_steps=o.warmup_steps, num_training_steps=total_updates)
+        optimizer, self.scheduler = build_optimizer(cfg, model, total_updates, lr=cfg.critic.lr)
         self.model, self.optimizer = acc.prepare(model, optimizer)
 
     def _forward(self, batch: RolloutBatch, rows: slice, group: int = 1) -> torch.Tensor:

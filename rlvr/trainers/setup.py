@@ -111,13 +111,14 @@ def build_sampler(cfg: Any, model: Any, tokenizer: Any, path: Path) -> Any:
     return VLLMServerSampler(r.server_url)
 
 
-def build_optimizer(cfg: Any, model: Any, total_updates: int) -> tuple[Any, Any]:
-    """AdamW over the trainable parameters and a transformers LR schedule with linear warmup."""
+def build_optimizer(cfg: Any, model: Any, total_updates: int, lr: float | None = None) -> tuple[Any, Any]:
+    """AdamW over the trainable parameters and a transformers LR schedule with linear warmup
+    (`lr` overrides ``optim.lr``, e.g. for PPO's critic)."""
     from transformers import get_scheduler
 
     o = cfg.optim
     params = [p for p in model.parameters() if p.requires_grad]
-    optimizer = torch.optim.AdamW(params, lr=o.lr, betas=tuple(o.betas), weight_decay=o.weight_decay)
+    optimizer = torch.optim.AdamW(params, lr=o.lr if lr is None else lr, betas=tuple(o.betas), weight_decay=o.weight_decay)
     name = {"constant": "constant_with_warmup", "linear": "linear", "cosine": "cosine"}[o.schedule]
     scheduler = get_scheduler(name, optimizer, num_warmup_steps=o.warmup_steps, num_training_steps=total_updates)
     return optimizer, scheduler
