@@ -56,6 +56,7 @@ from rlvr.io import InputError, atomic_write
 __all__ = [
     "ConfigError",
     "add_config_arguments",
+    "build_config",
     "config_keys",
     "dump_yaml",
     "from_dict",
@@ -343,6 +344,23 @@ def load_config(
         layer = _parse_override(text, problems)
         if layer is not None:
             tree = _merge(tree, layer)
+    if problems:  # YAML-level problems (duplicate keys, bad overrides) first
+        raise ConfigError(problems)
+    return build_config(cls, tree, presets=presets, preset_key=preset_key)
+
+
+def build_config(
+    cls: type[T],
+    tree: Any,
+    *,
+    presets: Callable[[str], Mapping[str, Any]] | None = None,
+    preset_key: str = "preset",
+) -> T:
+    """Build a checked `cls` from an already read and merged tree (what `load_config` does after
+    reading the files and overrides; `rlvr.pipeline` calls it on each stage's part of its file).
+
+    Raises ConfigError listing every problem, sorted by file and line.
+    """
     if presets is not None and preset_key in tree.value:
         pnode = tree.value[preset_key]
         if isinstance(pnode.value, str):
@@ -352,8 +370,7 @@ def load_config(
             except (KeyError, ValueError) as e:
                 raise ConfigError([f"{pnode.where}: {preset_key}: {e.args[0] if e.args else e}"]) from None
             tree = _merge(base, tree)
-    if problems:  # YAML-level problems (duplicate keys, bad overrides) first
-        raise ConfigError(problems)
+    problems: list[str] = []
     cfg = _build(cls, tree, "", None, problems, cls)
     if problems:
         raise ConfigError(sorted(problems, key=_file_order))

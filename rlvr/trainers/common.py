@@ -162,7 +162,9 @@ def run_loop(
     start, first_eval, last_eval = 0, {}, {}
     ckpt = latest_checkpoint(run_dir) if cfg.resume else None
     if ckpt is not None:
-        start = int(load_checkpoint(ckpt, model=model, optimizer=optimizer, scheduler=scheduler)["step"])
+        state = load_checkpoint(ckpt, model=model, optimizer=optimizer, scheduler=scheduler)
+        start, first_eval = int(state["step"]), dict(state.get("first_eval") or {})
+        last_eval = dict(state.get("last_eval") or first_eval)
         logger.truncate_after(start)
     elif eval_fn is not None:
         first_eval = last_eval = eval_fn()
@@ -209,7 +211,7 @@ def run_loop(
                 tokenizer=tokenizer,
                 optimizer=optimizer,
                 scheduler=scheduler,
-                state={"step": step},
+                state={"step": step, "first_eval": first_eval, "last_eval": last_eval},  # a resumed run still reports before -> after
                 config_yaml=dump_yaml(cfg),
                 keep_last=cfg.checkpoint.keep_last,
             )
@@ -258,10 +260,16 @@ def sampled_rows(
     from rlvr.tasks import get_task
 
     task = get_task(src.task, **src.task_options)
-    if src.model is not None:
-        from transformers import AutoModelForCausalLM
+    if src.model is not None:  # another sampler (e.g. a teacher): its own weights and tokenizer
+        from transformers import AutoModelForCausalLM, AutoTokenizer
 
-        model = AutoModelForCausalLM.from_pretrained(src.model, dtype=torch.float32).to(pick_device())
+        from rlvr.models import resolve_model_path
+
+        path = resolve_model_path(src.model)
+        model = AutoModelForCausalLM.from_pretrained(path, dtype=torch.float32).to(pick_device())
+        tokenizer = AutoTokenizer.from_pretrained(path)
+        if tokenizer.pad_token_id is None:
+            tokenizer.pad_token = tokenizer.eos_token
     stats: dict[str, float] = {}
     out: list[tuple[list[dict], list[Any]]] = []
     for split, n, offset in (("train", src.prompts, 0), ("test", src.eval_prompts, 10**6)):
