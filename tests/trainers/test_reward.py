@@ -183,3 +183,40 @@ def test_conversation_pairs_use_the_shared_turns_as_prompt(tiny):
     trained = lambda e: tok.decode([i for i, m in zip(e.ids, e.mask) if m])  # noqa: E731
     assert (trained(c), trained(r)) == ("12<|im_end|>\n", "34<|im_end|>\n")
     assert tok.decode(c.ids) == "<|im_start|>user\nhi<|im_end|>\n<|im_start|>assistant\n12<|im_end|>\n"
+
+
+def test_rm_from_verifier_holds_out_prompts_never_seen_in_train(tiny, tmp_path):
+    """`rlvr rm --from-verifier`: held-out pairs come from the task's test split, so no held-out
+    prompt occurs among the train prompts; chosen passed and rejected failed the task's verifier."""
+    from tests.trainers.test_sft import has_digit
+
+    run = tmp_path / "run"
+    assert (
+        run_command(
+            "rm",
+            [
+                "--from-verifier",
+                f"model.path={tiny}",
+                "from_verifier.task=arithmetic",
+                "from_verifier.task_options={level: 1, verifiers: {test_has_digit: 1.0}}",
+                "from_verifier.prompts=16",
+                "from_verifier.eval_prompts=8",
+                "from_verifier.samples_per_prompt=6",
+                "from_verifier.max_new_tokens=6",
+                "from_verifier.per_prompt=4",
+                "steps=2",
+                "batch_size=4",
+                f"logging.run_dir={run}",
+                *FAST,
+            ],
+        )
+        == 0
+    )
+    read = lambda name: [json.loads(x) for x in (run / name).read_text().splitlines()]  # noqa: E731
+    train, held = read("pairs_train.jsonl"), read("pairs_eval.jsonl")
+    assert train and held
+    assert not {r["prompt"] for r in held} & {r["prompt"] for r in train}
+    for r in train + held:
+        assert has_digit(r["chosen"], None).passed and not has_digit(r["rejected"], None).passed
+    s = json.loads((run / "summary.json").read_text())
+    assert (s["train_pairs"], s["eval_pairs"]) == (len(train), len(held))
