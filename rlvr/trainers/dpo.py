@@ -118,6 +118,35 @@ def sequence_logps(model: Any, examples: list[Example], pad_id: int) -> dict[str
     return {"sum": (logp * mask).sum(-1), "n": mask.sum(-1).clamp(min=1.0), "logp": logp, "mask": mask}
 
 
+def _split(e: Example) -> tuple[list[int], list[int]] | None:
+    """(prompt ids, response ids) when the loss mask is 0s then 1s (a plain prompt/response row)."""
+    k = e.mask.index(1) if 1 in e.mask else len(e.ids)
+    return (e.ids[:k], e.ids[k:]) if k and all(e.mask[k:]) else None
+
+
+def pair_logps(model: Any, pairs: list[tuple[Example, Example]], pad_id: int) -> tuple[dict, dict] | None:
+    """`sequence_logps` of the chosen and the rejected sides, running each pair's shared prompt once
+    (`rlvr.rollout.forward_logprobs` with groups of 2: the same numbers, fewer tokens through the
+    model). None when a pair's prompts differ or a row is not prompt-then-response."""
+    from rlvr.rollout import forward_logprobs, pack_groups
+    from rlvr.samplers import Completion, Group
+
+    groups = []
+    for chosen, rejected in pairs:
+        c, r = _split(chosen), _split(rejected)
+        if c is None or r is None or c[0] != r[0] or not c[1] or not r[1]:
+            return None
+        groups.append(Group(c[0], [Completion("", ids, [0.0] * len(ids), "stop") for ids in (c[1], r[1])]))
+    packed = pack_groups(groups, pad_id)
+    device = next(model.parameters()).device
+    for name in ("input_ids", "attention_mask", "position_ids", "completion_ids", "mask"):
+        setattr(packed, name, getattr(packed, name).to(device))
+    logp, _ = forward_logprobs(model, packed, slice(0, len(packed)), group_size=2)
+    mask = packed.mask
+    both = {"sum": (logp * mask).sum(-1), "n": mask.sum(-1).clamp(min=1.0), "logp": logp, "mask": mask}
+    return {k: v[0::2] for k, v in both.items()}, {k: v[1::2] for k, v in both.items()}
+
+
 @torch.no_grad()
 def _reference_sums(model: Any, examples: list[Example], pad_id: int, batch_size: int) -> torch.Tensor:
     model.eval()
@@ -281,10 +310,14 @@ class _Data:
                 mism = sequence_logps(model, _mismatch([it[0] for it in items]), self.pad)["sum"].cpu()
             b["kl_ref"] = (mism - self.ref[f"{split}/mismatch"][idx]).mean().to(b["example"]["sum"].device)
             return b
-        both = sequence_logps(model, [it[0] for it in items] + [it[1] for it in items], self.pad)
-        n = len(items)
-        b["chosen"] = {k: v[:n] for k, v in both.items()}
-        b["rejected"] = {k: v[n:] for k, v in both.items()}
+        shared = None if self.cfg.model.gradient_checkpointing else pair_logps(model, items, self.pad)
+        if shared is not None:
+            b["chosen"], b["rejected"] = shared
+        else:
+            both = sequence_logps(model, [it[0] for it in items] + [it[1] for it in items], self.pad)
+            n = len(items)
+            b["chosen"] = {k: v[:n] for k, v in both.items()}
+            b["rejected"] = {k: v[n:] for k, v in both.items()}
         for side in ("chosen", "rejected"):
             if f"{split}/{side}" in self.ref:
                 b[f"ref_{side}"] = self.ref[f"{split}/{side}"][idx]

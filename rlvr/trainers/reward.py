@@ -193,7 +193,10 @@ def pair_rewards(model: Any, pairs: list[Pair], pad_id: int) -> tuple[torch.Tens
     batch = batch_to(
         pad_examples([p[0] for p in pairs] + [p[1] for p in pairs], pad_id), next(model.parameters()).device
     )
-    r = model(input_ids=batch["input_ids"], attention_mask=batch["attention_mask"]).logits[:, 0]  # (2P,)
+    # use_cache=False: a causal LM's config turns the KV cache on, and filling it costs a copy of every
+    # layer's keys and values that a scoring pass never reads (same rewards either way).
+    out = model(input_ids=batch["input_ids"], attention_mask=batch["attention_mask"], use_cache=False)
+    r = out.logits[:, 0]  # (2P,)
     return r[: len(pairs)], r[len(pairs) :]
 
 

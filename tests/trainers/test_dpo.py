@@ -187,3 +187,37 @@ def test_pairs_from_the_verifier(tiny, tmp_path):
         has_digit(r["chosen"], None).passed and not has_digit(r["rejected"], None).passed for r in made
     )
     assert "eval/accuracy" in _summary(run)["after"]
+
+
+def test_shared_prompt_pass_equals_the_full_sequences(tiny, pairs):
+    """`pair_logps` (each pair's prompt run once) gives the sums and gradients of `sequence_logps`."""
+    import torch
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+
+    from rlvr.trainers.dpo import load_dpo_config, pair_logps, sequence_logps
+    from rlvr.trainers.reward import load_pair_data
+
+    model, tok = AutoModelForCausalLM.from_pretrained(tiny), AutoTokenizer.from_pretrained(tiny)
+    cfg = load_dpo_config(None, [f"model.path={tiny}", f"data.train={pairs[0]}"])
+    train, _, _ = load_pair_data(cfg, tok, model)
+    items = [(c, r) for c, r, _ in train[:6]]
+    pad = int(tok.pad_token_id)
+    grads = []
+    for shared in (False, True):
+        model.zero_grad()
+        if shared:
+            chosen, rejected = pair_logps(model, items, pad)
+        else:
+            both = sequence_logps(model, [c for c, _ in items] + [r for _, r in items], pad)
+            chosen, rejected = ({k: v[:6] for k, v in both.items()}, {k: v[6:] for k, v in both.items()})
+        (chosen["sum"] - 0.5 * rejected["sum"]).sum().backward()
+        grads.append(([p.grad.clone() for p in model.parameters() if p.grad is not None], chosen, rejected))
+    (g_full, c_full, r_full), (g_shared, c_shared, r_shared) = grads
+    for a, b in ((c_full, c_shared), (r_full, r_shared)):
+        assert torch.allclose(a["sum"], b["sum"], atol=1e-4) and torch.equal(a["n"], b["n"])
+    assert all(torch.allclose(x, y, atol=1e-5) for x, y in zip(g_full, g_shared))
+    # a pair whose two prompts differ cannot share: the caller falls back to the full sequences
+    from rlvr.preference import Example
+
+    odd = (Example([1, 2, 3], [0, 0, 1]), Example([1, 9, 3], [0, 0, 1]))
+    assert pair_logps(model, [odd], pad) is None
