@@ -248,6 +248,31 @@ def pad_examples(examples: Sequence[Example], pad_id: int) -> dict[str, torch.Te
     return {"input_ids": ids, "attention_mask": attn, "mask": mask}
 
 
+def split_prompt(e: Example) -> tuple[list[int], list[int]] | None:
+    """(prompt ids, response ids) when the loss mask is 0s then 1s (a plain prompt/response row)."""
+    k = e.mask.index(1) if 1 in e.mask else len(e.ids)
+    return (e.ids[:k], e.ids[k:]) if k and all(e.mask[k:]) else None
+
+
+def pack_pairs(pairs: Sequence[tuple[Example, ...]], pad_id: int, device: Any = None) -> Any:
+    """Preference pairs as an `rlvr.rollout.RolloutBatch` of groups of 2 (chosen, rejected rows
+    interleaved) for the shared-prompt forward, or None when a pair's two prompts differ or a row
+    is not prompt-then-response (the caller then runs the full sequences)."""
+    from rlvr.rollout import pack_groups
+    from rlvr.samplers import Completion, Group
+
+    groups = []
+    for pair in pairs:
+        c, r = split_prompt(pair[0]), split_prompt(pair[1])
+        if c is None or r is None or c[0] != r[0] or not c[1] or not r[1]:
+            return None
+        groups.append(Group(c[0], [Completion("", ids, [0.0] * len(ids), "stop") for ids in (c[1], r[1])]))
+    packed = pack_groups(groups, pad_id)
+    for name in ("input_ids", "attention_mask", "position_ids", "completion_ids", "mask"):
+        setattr(packed, name, getattr(packed, name).to(device))
+    return packed
+
+
 def pack(examples: Sequence[Example], seq_len: int, pad_id: int) -> dict[str, torch.Tensor]:
     """Pack examples greedily (first fit, in order) into rows of `seq_len` tokens.
 

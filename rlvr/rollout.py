@@ -33,7 +33,8 @@ import torch
 
 from rlvr.losses import POLICY_LOSSES, aggregate, entropy_from_logits, kl_penalty, tis_weights, token_logprobs
 
-__all__ = ["RolloutBatch", "forward_logprobs", "microbatch_weight", "pack_groups", "policy_loss", "zero_variance"]
+__all__ = ["RolloutBatch", "forward_logprobs", "microbatch_weight", "pack_groups", "policy_loss", "prefix_then_tails",
+           "zero_variance"]
 
 
 @dataclass
@@ -127,19 +128,34 @@ def forward_logprobs(
 
 def _shared_prefix_logits(model: Any, batch: RolloutBatch, rows: slice, g: int) -> torch.Tensor:
     """(n, T, V) completion logits, running each group's prompt once (see `forward_logprobs`)."""
+    head, tail = prefix_then_tails(model, batch, rows, g, logits_to_keep=1)  # head predicts completion token 0
+    return torch.cat([head.logits[:, -1:].repeat_interleave(g, 0), tail.logits[:, :-1]], dim=1)
+
+
+def prefix_then_tails(model: Any, batch: RolloutBatch, rows: slice, g: int, **head_kwargs: Any) -> tuple[Any, Any]:
+    """Run each group's prompt once and its G completions on a copy of the prompt's key/value cache.
+
+    `rows` are whole groups (prompt-major). Returns the model's outputs for the prompts (n/G rows,
+    width P) and for the completions (n rows, width T; position t sees the prompt and tokens <= t).
+    Works for any transformers decoder head (causal LM, sequence or token classification): the
+    cache is passed in, so heads that do not return it still fill it. Gradients flow through both.
+    """
+    from transformers import DynamicCache
+
     p_width = batch.prompt_width
     ids, attn, pos = batch.input_ids[rows], batch.attention_mask[rows], batch.position_ids[rows]
     if ids.shape[0] % g:
         raise ValueError(f"shared-prefix forward needs whole groups: {ids.shape[0]} rows, group size {g}")
+    config = getattr(getattr(model, "module", model), "config", None)
+    cache = DynamicCache(config=config)
     head = model(input_ids=ids[::g, :p_width], attention_mask=attn[::g, :p_width], position_ids=pos[::g, :p_width],
-                 use_cache=True, logits_to_keep=1)  # (n/G, 1, V): predicts completion token 0
-    cache = head.past_key_values
-    for layer in cache.layers:  # (n/G, heads, P, d) -> (n, heads, P, d), gradients flow back
+                 past_key_values=cache, use_cache=True, **head_kwargs)
+    for layer in cache.layers:  # (n/G, heads, P, d) -> (n, heads, P, d)
         layer.keys = layer.keys.repeat_interleave(g, 0)
         layer.values = layer.values.repeat_interleave(g, 0)
     tail = model(input_ids=ids[:, p_width:], attention_mask=attn, position_ids=pos[:, p_width:],
-                 past_key_values=cache, use_cache=True)  # (n, T, V): position t predicts token t+1
-    return torch.cat([head.logits[:, -1:].repeat_interleave(g, 0), tail.logits[:, :-1]], dim=1)
+                 past_key_values=cache, use_cache=True)
+    return head, tail
 
 
 def microbatch_weight(mode: str, mask: torch.Tensor, rows: slice, total_rows: int) -> float:

@@ -35,7 +35,7 @@ import torch
 
 from rlvr.advantages import masked_mean, ppo_advantages
 from rlvr.losses import adaptive_kl_coef, aggregate, kl_penalty, value_loss
-from rlvr.rollout import RolloutBatch, microbatch_weight
+from rlvr.rollout import RolloutBatch, microbatch_weight, prefix_then_tails
 from rlvr.trainers.setup import build_optimizer
 
 __all__ = ["Critic", "ppo_step_advantages"]
@@ -73,17 +73,8 @@ class Critic:
         p, t_len = batch.prompt_width, batch.completion_ids.shape[1]
         ids, attn, pos = batch.input_ids[rows], batch.attention_mask[rows], batch.position_ids[rows]
         if group > 1 and ids.shape[0] % group == 0:
-            from transformers import DynamicCache
-
-            cache = DynamicCache(config=self.acc.unwrap_model(self.model).config)
-            head = self.model(input_ids=ids[::group, :p], attention_mask=attn[::group, :p], position_ids=pos[::group, :p],
-                              past_key_values=cache, use_cache=True).logits[:, -1:, 0]  # (n/G, 1): V before token 0
-            for layer in cache.layers:  # (n/G, heads, P, d) -> (n, heads, P, d), gradients flow back
-                layer.keys = layer.keys.repeat_interleave(group, 0)
-                layer.values = layer.values.repeat_interleave(group, 0)
-            tail = self.model(input_ids=ids[:, p:], attention_mask=attn, position_ids=pos[:, p:],
-                              past_key_values=cache, use_cache=True).logits[:, :-1, 0]  # (n, T-1)
-            return torch.cat([head.repeat_interleave(group, 0), tail], dim=1).float()
+            head, tail = prefix_then_tails(self.model, batch, rows, group)  # head: V before token 0
+            return torch.cat([head.logits[:, -1:, 0].repeat_interleave(group, 0), tail.logits[:, :-1, 0]], dim=1).float()
         out = self.model(input_ids=ids, attention_mask=attn, position_ids=pos)
         return out.logits[:, p - 1:p - 1 + t_len, 0].float()
 

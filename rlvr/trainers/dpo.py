@@ -34,7 +34,7 @@ import torch
 from rlvr.config import load_config
 from rlvr.io import InputError
 from rlvr.losses import dpo_loss, kto_loss, orpo_loss, sft_loss, simpo_loss
-from rlvr.preference import Example, load_table, pad_examples, split_heldout
+from rlvr.preference import Example, load_table, pack_pairs, pad_examples, split_heldout
 from rlvr.trainers import setup
 from rlvr.trainers.common import (
     SamplingSourceConfig,
@@ -118,29 +118,15 @@ def sequence_logps(model: Any, examples: list[Example], pad_id: int) -> dict[str
     return {"sum": (logp * mask).sum(-1), "n": mask.sum(-1).clamp(min=1.0), "logp": logp, "mask": mask}
 
 
-def _split(e: Example) -> tuple[list[int], list[int]] | None:
-    """(prompt ids, response ids) when the loss mask is 0s then 1s (a plain prompt/response row)."""
-    k = e.mask.index(1) if 1 in e.mask else len(e.ids)
-    return (e.ids[:k], e.ids[k:]) if k and all(e.mask[k:]) else None
-
-
 def pair_logps(model: Any, pairs: list[tuple[Example, Example]], pad_id: int) -> tuple[dict, dict] | None:
     """`sequence_logps` of the chosen and the rejected sides, running each pair's shared prompt once
     (`rlvr.rollout.forward_logprobs` with groups of 2: the same numbers, fewer tokens through the
     model). None when a pair's prompts differ or a row is not prompt-then-response."""
-    from rlvr.rollout import forward_logprobs, pack_groups
-    from rlvr.samplers import Completion, Group
+    from rlvr.rollout import forward_logprobs
 
-    groups = []
-    for chosen, rejected in pairs:
-        c, r = _split(chosen), _split(rejected)
-        if c is None or r is None or c[0] != r[0] or not c[1] or not r[1]:
-            return None
-        groups.append(Group(c[0], [Completion("", ids, [0.0] * len(ids), "stop") for ids in (c[1], r[1])]))
-    packed = pack_groups(groups, pad_id)
-    device = next(model.parameters()).device
-    for name in ("input_ids", "attention_mask", "position_ids", "completion_ids", "mask"):
-        setattr(packed, name, getattr(packed, name).to(device))
+    packed = pack_pairs(pairs, pad_id, next(model.parameters()).device)
+    if packed is None:
+        return None
     logp, _ = forward_logprobs(model, packed, slice(0, len(packed)), group_size=2)
     mask = packed.mask
     both = {"sum": (logp * mask).sum(-1), "n": mask.sum(-1).clamp(min=1.0), "logp": logp, "mask": mask}

@@ -40,7 +40,7 @@ from rlvr.config import load_config
 from rlvr.io import InputError, write_jsonl
 from rlvr.losses import bradley_terry_loss
 from rlvr.metrics import RunLogger
-from rlvr.preference import Example, encode_pair, load_table, pad_examples, split_heldout
+from rlvr.preference import Example, encode_pair, load_table, pack_pairs, pad_examples, split_heldout
 from rlvr.trainers import setup
 from rlvr.trainers.common import (
     SamplingSourceConfig,
@@ -189,7 +189,19 @@ def load_reward_model(path: str | Path, tokenizer: Any, seed: int = 0) -> Any:
 
 
 def pair_rewards(model: Any, pairs: list[Pair], pad_id: int) -> tuple[torch.Tensor, torch.Tensor]:
-    """(r_chosen (P,), r_rejected (P,)) in one forward pass over the 2P right-padded rows."""
+    """(r_chosen (P,), r_rejected (P,)): each pair's shared prompt runs once and both responses
+    continue from its key/value cache (`rlvr.rollout.prefix_then_tails`); the head is read at each
+    response's last non-pad token. Rows that cannot share a prompt run as 2P right-padded rows."""
+    from transformers.modeling_layers import GenericForSequenceClassification
+
+    from rlvr.rollout import prefix_then_tails
+
+    # decoder-only heads only (Llama, Qwen2, Mistral, ...): an encoder such as BERT attends both ways
+    shareable = isinstance(model, GenericForSequenceClassification) and not model.is_activation_checkpointing
+    packed = pack_pairs(pairs, pad_id, next(model.parameters()).device) if shareable else None
+    if packed is not None:
+        r = prefix_then_tails(model, packed, slice(0, len(packed)), 2)[1].logits[:, 0]  # (2P,) interleaved
+        return r[0::2], r[1::2]
     batch = batch_to(
         pad_examples([p[0] for p in pairs] + [p[1] for p in pairs], pad_id), next(model.parameters()).device
     )

@@ -220,3 +220,29 @@ def test_rm_from_verifier_holds_out_prompts_never_seen_in_train(tiny, tmp_path):
         assert has_digit(r["chosen"], None).passed and not has_digit(r["rejected"], None).passed
     s = json.loads((run / "summary.json").read_text())
     assert (s["train_pairs"], s["eval_pairs"]) == (len(train), len(held))
+
+
+def test_shared_prompt_rewards_equal_the_full_sequences(tiny, tmp_path):
+    """`pair_rewards` runs each pair's prompt once; rewards and gradients match the 2P full rows."""
+    import torch
+    from transformers import AutoTokenizer
+
+    from rlvr.preference import Example, pad_examples
+    from rlvr.trainers.reward import load_reward_model, pair_rewards
+
+    tok = AutoTokenizer.from_pretrained(tiny)
+    model = load_reward_model(tiny, tok)
+    pad = int(tok.pad_token_id)
+    pairs = []
+    for prompt, good, bad in (([5, 6, 7], [8, 9], [10]), ([11], [12, 13, 14], [15, 16]), ([17, 18], [19], [20, 21, 22])):
+        pairs.append((Example(prompt + good, [0] * len(prompt) + [1] * len(good)),
+                      Example(prompt + bad, [0] * len(prompt) + [1] * len(bad))))
+    rc, rr = pair_rewards(model, pairs, pad)
+    (rc - 2 * rr).sum().backward()
+    shared = [p.grad.clone() for p in model.parameters() if p.grad is not None]
+    model.zero_grad()
+    batch = pad_examples([p[0] for p in pairs] + [p[1] for p in pairs], pad)
+    full = model(input_ids=batch["input_ids"], attention_mask=batch["attention_mask"], use_cache=False).logits[:, 0]
+    (full[:3] - 2 * full[3:]).sum().backward()
+    assert torch.allclose(rc, full[:3], atol=1e-5) and torch.allclose(rr, full[3:], atol=1e-5)
+    assert all(torch.allclose(a, p.grad, atol=1e-5) for a, p in zip(shared, [p for p in model.parameters() if p.grad is not None]))
