@@ -18,7 +18,8 @@ Both sides train the same weights on the same pairs with the same settings:
 
 Rows:
 - ``rlvr-dpo``: `rlvr.trainers.dpo.train_dpo`; the reference scores every sequence once before
-  training (not timed), so a step is one policy forward/backward over 2*batch rows;
+  training (not timed), so a step is one policy forward/backward over the batch's pairs, each
+  pair's shared prompt run once (`rlvr.rollout.prefix_then_tails`);
 - ``trl-dpo``: `trl.DPOTrainer` with ``precompute_ref_log_probs=True`` (the same work per step:
   the like-for-like row);
 - ``trl-dpo-ref``: TRL's default (``precompute_ref_log_probs=False``): a reference forward every
@@ -26,7 +27,8 @@ Rows:
 - ``rlvr-rm`` / ``trl-rm``: `rlvr.trainers.reward.train_reward_model` / `trl.RewardTrainer`.
 
 What remains different (cannot be made equal from the outside):
-- padding: rlvr right-pads whole sequences; TRL's DPO collator left-pads prompts and right-pads
+- padding: rlvr left-pads prompts and right-pads responses and runs each pair's prompt once
+  (DPO, and the RM for decoder-only models); TRL's DPO collator left-pads prompts and right-pads
   completions separately, so its rows can be a few tokens wider. Tokenisation: rlvr tokenises
   prompt and reply separately, TRL prompt+reply together (the same tokens on these pairs);
 - TRL computes log-probs through its chunked fused LM head (`add_fused_lm_head`); rlvr takes the
