@@ -82,7 +82,7 @@ def test_ctrl_c_removes_containers(docker_ready):
     script = (
         "import time\nfrom rlvr.sandboxes.docker import DockerSandbox\n"
         "with DockerSandbox(size=2) as sb:\n    print(*sb.container_ids(), flush=True)\n"
-        "    sb.run('while True: pass', timeout_s=60)\n"
+        "    print(sb.run('while True: pass', timeout_s=60), flush=True)\n"  # only if the job ended first
     )
     proc = subprocess.Popen(
         [sys.executable, "-c", script],
@@ -93,6 +93,7 @@ def test_ctrl_c_removes_containers(docker_ready):
     ids = proc.stdout.readline().split()
     assert len(ids) == 2
     time.sleep(0.3)  # let it enter run()
+    assert proc.poll() is None, f"the job ended before Ctrl-C: {proc.stdout.read()}"
     proc.send_signal(signal.SIGINT)
-    assert proc.wait(timeout=60) != 0
+    assert proc.wait(timeout=60) != 0, f"Ctrl-C did not stop the run: {proc.stdout.read()}"
     assert _wait(lambda: not any(_exists(client, c) for c in ids), 30)
