@@ -1,4 +1,5 @@
-"""PPO through `rlvr train --preset ppo`: critic, GAE, KL controller, learned rewards, resume.
+"""PPO through `rlvr train --preset ppo` (critic, GAE, KL controller, learned rewards, resume), and a
+learned reward mixed with a rule in GRPO.
 
 The verifier-driven test uses the `length` reward on a random tiny model (its samples always vary
 in length, so every step carries signal); the learned-reward test puts a sequence-classification
@@ -158,3 +159,20 @@ def test_critic_values_with_a_shared_prompt_equal_the_full_forward(tiny_model_di
         if group == 1:
             ref = grads
     assert all(torch.allclose(a, b, atol=1e-5) for a, b in zip(ref, grads))
+
+
+def test_grpo_with_a_reward_model_mixed_with_a_rule(tmp_path, tiny_model_dir):
+    """The same learned reward in a GRPO run, weighted together with a rule-based verifier."""
+    rm_dir = _tiny_reward_model(tiny_model_dir, tmp_path / "rm")
+    run_dir = tmp_path / "run"
+    cfg = small_config(run_dir, tiny_model_dir, steps=1, preset="grpo",
+                       task={"verifiers": {"reward_model": 0.5, "length": 1.0, "math": 0.0}, "primary": "math",
+                             "verifier_options": {"reward_model": {"path": str(rm_dir)}, "length": {"max_chars": 32}}},
+                       logging={"eval_every": 0}, checkpoint={"every": 0})
+    run(rlvr_cmd("train", str(write_config(tmp_path / "run.yaml", cfg))))
+    records = [json.loads(line) for line in (run_dir / "rollouts.jsonl").read_text().splitlines()]
+    assert len(records) == 4 * 4
+    for rec in records:
+        parts = rec["rewards"]
+        assert rec["reward"] == pytest.approx(0.5 * parts["reward_model"] + parts["length"], abs=1e-6)
+    assert len({round(r["rewards"]["reward_model"], 6) for r in records}) > 4
