@@ -89,6 +89,9 @@ def test_ctrl_c_removes_containers(docker_ready):
         stdout=subprocess.PIPE,
         text=True,
         env={**os.environ, "PYTHONUNBUFFERED": "1"},
+        # A background job (CI started with `&`) inherits SIGINT ignored, and Python then installs no
+        # KeyboardInterrupt handler: give the child the default disposition a terminal would.
+        preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL),
     )
     ids = proc.stdout.readline().split()
     assert len(ids) == 2
