@@ -176,3 +176,27 @@ def test_grpo_with_a_reward_model_mixed_with_a_rule(tmp_path, tiny_model_dir):
         parts = rec["rewards"]
         assert rec["reward"] == pytest.approx(0.5 * parts["reward_model"] + parts["length"], abs=1e-6)
     assert len({round(r["rewards"]["reward_model"], 6) for r in records}) > 4
+
+
+def test_a_broken_critic_path_names_the_key(tmp_path, tiny_model_dir):
+    from accelerate import Accelerator
+
+    from rlvr.models import ModelLoadError
+    from rlvr.trainers.config import load_train_config
+    from rlvr.trainers.critic import Critic
+
+    (tmp_path / "empty").mkdir()
+    cfg = load_train_config(None, ["preset=ppo", f"model.path={tiny_model_dir}"])
+    with pytest.raises(ModelLoadError, match=r"critic\.path=.*empty.*cannot load a value model"):
+        Critic(tmp_path / "empty", cfg, Accelerator(cpu=True), total_updates=1)
+
+
+def test_preset_flag_is_the_preset_key_and_algo_overrides_stay_on_top(tmp_path, tiny_model_dir):
+    cfg = write_config(tmp_path / "run.yaml", small_config(tmp_path / "run", tiny_model_dir))
+    out = run(rlvr_cmd("train", str(cfg), "--preset", "ppo", "algo.clip_high=0.3", "--print-config")).stdout
+    for line in ("preset: ppo", "name: ppo", "advantage: gae", "clip_high: 0.3"):
+        assert line in out, (line, out)
+    # with no config file, --preset ppo runs the shipped PPO demo (KL on), not the GRPO demo with kl_coef 0
+    out = run(rlvr_cmd("train", "--preset", "ppo", "--print-config")).stdout
+    for line in ("name: ppo", "kl_coef: 0.05", "kl_target: 1.0", "run_dir: runs/ppo-demo"):
+        assert line in out, (line, out)
