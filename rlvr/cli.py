@@ -82,6 +82,21 @@ def build_parser(command: str | None = None) -> argparse.ArgumentParser:
     return parser
 
 
+def _parse(parser: argparse.ArgumentParser, argv: list[str], command: str | None) -> argparse.Namespace:
+    """Parse `argv`, letting a command's options stand between its positional tokens
+    (``rlvr train run.yaml --preset ppo steps=40``): a plain argparse stops collecting ``nargs='*'``
+    positionals at the first option. Commands with sub-actions (``rlvr sandbox build``) and options
+    before the command name (``rlvr --version``) take the plain path."""
+    sub = next((a for a in parser._actions if isinstance(a, argparse._SubParsersAction)), None)
+    sp = sub.choices.get(command) if sub is not None and command is not None else None
+    nested = sp is not None and any(isinstance(a, argparse._SubParsersAction) for a in sp._actions)
+    if sp is None or nested or argv.index(command) != 0:
+        return parser.parse_args(argv)
+    args = sp.parse_intermixed_args(argv[1:])
+    args.command = command
+    return args
+
+
 def _find_command(argv: Sequence[str]) -> str | None:
     """The first token that is not an option: the command name (or None)."""
     return next((a for a in argv if not a.startswith("-")), None)
@@ -116,7 +131,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 2
     try:
         parser = build_parser(command)
-        args = parser.parse_args(argv)
+        args = _parse(parser, argv, command)
     except SystemExit as e:  # --help, --version, or an argparse usage error (already printed)
         return e.code if isinstance(e.code, int) else (0 if e.code is None else 2)
     if command is None:

@@ -2,12 +2,14 @@
 
     rlvr train                                  # the demo: tiny arithmetic base model learns <answer> tags
     rlvr train run.yaml preset=dapo algo.clip_high=0.3
+    rlvr train --preset ppo                     # the PPO demo (configs/ppo_demo.yaml): critic, GAE, adaptive KL
     rlvr train run.yaml --resume                # continue from the newest checkpoint of logging.run_dir
     rlvr train --overwrite                      # run the demo again in runs/demo
     accelerate launch --config_file rlvr/configs/accelerate/ddp.yaml -m rlvr train run.yaml
 
 The resolved config is printed at the start and saved as RUN_DIR/config.yaml. With no config file
-the shipped `rlvr/configs/demo.yaml` is used (overrides still apply: ``rlvr train steps=50``).
+the shipped `rlvr/configs/demo.yaml` is used (overrides still apply: ``rlvr train steps=50``), or
+`rlvr/configs/NAME_demo.yaml` for ``--preset NAME`` when one is shipped (``ppo``).
 Guide: docs/training.md.
 """
 
@@ -26,6 +28,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     from rlvr.config import add_config_arguments
 
     add_config_arguments(parser)
+    parser.add_argument("--preset", metavar="NAME",
+                        help="algorithm preset, the same as preset=NAME (`rlvr presets list`); "
+                             "algo.* overrides still apply on top of it")
     parser.add_argument("--resume", action="store_true",
                         help="continue from the newest checkpoint in logging.run_dir (metrics after it are replaced)")
     parser.add_argument("--overwrite", action="store_true",
@@ -39,6 +44,11 @@ def run(args: argparse.Namespace) -> int:
     from rlvr.trainers.config import load_train_config
 
     path, overrides = split_config_args(args.config or [])
+    if args.preset:
+        overrides.insert(0, f"preset={args.preset}")
+    if path is None:
+        preset_demo = DEMO_CONFIG.with_name(f"{args.preset}_demo.yaml")
+        path = str(preset_demo) if args.preset and preset_demo.exists() else None
     cfg = load_train_config(path if path is not None else DEMO_CONFIG, overrides)
     if args.print_config:
         print_config(cfg)
