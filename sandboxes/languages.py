@@ -7,8 +7,8 @@ scratch dir. Python is special: the worker runs it by `exec` in a forked, preloa
 (no start-up cost), so its `run` is empty.
 
 What this module does not do: build images (`rlvr.sandboxes.build`) or run anything
-(`rlvr.sandboxes.docker`). C++ is listed so the table has room for it; only Python is exercised
-by the test suite.
+(`rlvr.sandboxes.docker`). The test suite runs Python everywhere and C++ in one Docker test
+(compile, run with stdin, a segfault reported as signal 11).
 
 Try it::
 

@@ -2,12 +2,13 @@
 # Make the Docker sandbox usable on a fresh Debian machine, as root; safe to run again (idempotent).
 #   scripts/setup_docker.sh            # install, start the engine, build rlvr-sandbox:py3
 #   RLVR_SKIP_IMAGE=1 scripts/setup_docker.sh     # engine only
+#   RLVR_SANDBOX_LANGUAGES=python scripts/setup_docker.sh   # images to build (default: python cpp)
 # Steps, each skipped when already done:
 #   1. apt-get install docker.io debootstrap bubblewrap (when one is missing; bubblewrap is for
 #      LocalSandbox, the fallback on machines without Docker);
 #   2. start dockerd in the background (no iptables, no default bridge: sandboxes use network none;
 #      log in /var/log/rlvr-dockerd.log; overlay2, falling back to vfs) and wait until it answers;
-#   3. build the image with `rlvr sandbox build` (debootstrap + docker import when no registry
+#   3. build the images with `rlvr sandbox build --language python|cpp` (debootstrap + docker import when no registry
 #      answers; the rootfs is cached in ~/.cache/rlvr/sandbox).
 # It does not stop dockerd afterwards; it never touches containers or images it did not make.
 set -euo pipefail
@@ -38,7 +39,9 @@ fi
 
 if [ -z "${RLVR_SKIP_IMAGE:-}" ]; then
   if [ -x "$here/.venv/bin/rlvr" ]; then
-    "$here/.venv/bin/rlvr" sandbox build
+    for language in ${RLVR_SANDBOX_LANGUAGES:-python cpp}; do
+      "$here/.venv/bin/rlvr" sandbox build --language "$language"
+    done
   elif ! docker image inspect rlvr-sandbox:py3 >/dev/null 2>&1; then
     bash "$here/sandboxes/image/build_rootfs.sh" rlvr-sandbox:py3 python3   # no venv yet: the recipe directly
   fi

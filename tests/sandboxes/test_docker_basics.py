@@ -8,6 +8,7 @@ from __future__ import annotations
 import pytest
 
 from rlvr.sandboxes.base import Job, Sandbox
+from tests.conftest import require
 
 pytestmark = pytest.mark.docker
 
@@ -90,8 +91,11 @@ def test_cpp_compiles_and_runs(docker_ready):
 
     try:
         docker.from_env().images.get("rlvr-sandbox:cpp")
+        built = True
     except docker.errors.ImageNotFound:
-        pytest.skip("optional rlvr-sandbox:cpp image not built (rlvr sandbox build --language cpp)")
+        built = False
+    require(built, "the rlvr-sandbox:cpp image is not built (rlvr sandbox build --language cpp, "
+                   "or scripts/setup_docker.sh)")
     src = "#include <iostream>\nint main() { int a, b; std::cin >> a >> b; std::cout << a * b << std::endl; }"
     with DockerSandbox(size=1, language="cpp") as sb:
         r = sb.run(src, stdin="6 7", timeout_s=60)
