@@ -379,11 +379,15 @@ def orpo_loss(
 ) -> tuple[torch.Tensor, Metrics]:
     """ORPO: NLL(chosen) - lam * log sigma(log odds_c - log odds_r), odds(y) = p/(1-p), log p = avg logprob.
 
-    log odds = avg - log(1 - exp(avg)), computed with log1p(-exp(.)). Inputs (P,), nll scalar.
+    log odds = avg - log(1 - exp(avg)), computed as log(-expm1(avg)) with avg capped at -1e-6, which
+    stays finite (and its gradient too) as p -> 1 where log1p(-exp(avg)) becomes -inf in float32.
+    Inputs (P,), nll scalar.
     """
-    log_odds = (avg_logp_chosen - avg_logp_rejected) - (
-        torch.log1p(-torch.exp(avg_logp_chosen)) - torch.log1p(-torch.exp(avg_logp_rejected))
-    )
+
+    def log1m_exp(a: torch.Tensor) -> torch.Tensor:  # log(1 - exp(a)) for a < 0
+        return torch.log(-torch.expm1(a.clamp(max=-1e-6)))
+
+    log_odds = (avg_logp_chosen - avg_logp_rejected) - (log1m_exp(avg_logp_chosen) - log1m_exp(avg_logp_rejected))
     ratio_term = -F.logsigmoid(log_odds).mean()
     metrics = _pref_metrics(avg_logp_chosen.detach(), avg_logp_rejected.detach())
     metrics["log_odds"] = log_odds.mean().item()
@@ -416,12 +420,12 @@ def kto_loss(
         weight_desirable * (1 - torch.sigmoid(beta * (r - z))),
         weight_undesirable * (1 - torch.sigmoid(beta * (z - r))),
     )
-    with torch.no_grad():
-        metrics = {
-            "kl_ref": float(z),
-            "reward_desirable": (beta * r[desirable]).mean().item() if desirable.any() else 0.0,
-        }
-        metrics["reward_undesirable"] = (beta * r[~desirable]).mean().item() if (~desirable).any() else 0.0
+    with torch.no_grad():  # a class absent from the batch has no reward metric (not a false 0)
+        metrics = {"kl_ref": float(z)}
+        if desirable.any():
+            metrics["reward_desirable"] = (beta * r[desirable]).mean().item()
+        if (~desirable).any():
+            metrics["reward_undesirable"] = (beta * r[~desirable]).mean().item()
     return losses.mean(), metrics
 
 

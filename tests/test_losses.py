@@ -315,3 +315,19 @@ def test_kto_by_hand():
     loss, m = kto_loss(T([1.0, 0.0]), T([0.0, 0.0]), T([True, False]), -1.0, beta=1.0)
     close(loss, ((1 - 1 / (1 + math.exp(-1))) + 0.5) / 2)
     assert m["kl_ref"] == 0.0
+
+
+def test_orpo_stays_finite_as_the_chosen_probability_reaches_one():
+    # log1p(-exp(avg)) is -inf once exp(avg) rounds to 1 in float32; the capped log(-expm1) is not
+    chosen = torch.tensor([-1e-8, 0.0], requires_grad=True)
+    loss, _ = orpo_loss(chosen, torch.tensor([-2.0, -2.0]), torch.tensor(0.5))
+    loss.backward()
+    assert torch.isfinite(loss) and torch.isfinite(chosen.grad).all()
+    # and it is the same formula where both forms are finite: log(1 - 0.5) for avg = log 0.5
+    close(orpo_loss(torch.log(T([0.5])), torch.log(T([0.2])), T(0.0), lam=1.0)[0], math.log(1.25))
+
+
+def test_kto_metrics_leave_out_a_class_the_batch_lacks():
+    _, m = kto_loss(T([1.0, 2.0]), T([0.0, 0.0]), T([True, True]), 0.0, beta=0.5)
+    close(m["reward_desirable"], 0.75)
+    assert "reward_undesirable" not in m

@@ -175,13 +175,14 @@ def run_loop(
         t0 = time.perf_counter()
         idx = setup.data_order(n_train, cfg.seed, (step - 1) * cfg.batch_size, cfg.batch_size)
         optimizer.zero_grad(set_to_none=True)
-        sums: dict[str, float] = {}
+        rows, weights = [], []
         for micro in chunks(idx, cfg.optim.micro_batch_size):
             w = weight_fn(micro, idx) if weight_fn is not None else len(micro) / len(idx)
             loss, metrics = loss_fn(micro)
             (loss * w).backward()
-            for k, v in metrics.items():
-                sums[k] = sums.get(k, 0.0) + w * float(v)
+            rows.append({k: float(v) for k, v in metrics.items()})
+            weights.append(w)
+        sums = mean_metrics(rows, weights)
         params = [p for p in model.parameters() if p.requires_grad]
         if cfg.optim.max_grad_norm is not None:
             sums["grad_norm"] = float(torch.nn.utils.clip_grad_norm_(params, cfg.optim.max_grad_norm))
@@ -314,6 +315,16 @@ def sampled_rows(
 
 
 def mean_metrics(rows: Sequence[dict[str, float]], weights: Sequence[float]) -> dict[str, float]:
-    """Weighted mean of metric dicts (keys of the first row)."""
-    total = sum(weights) or 1.0
-    return {k: sum(r[k] * w for r, w in zip(rows, weights)) / total for k in (rows[0] if rows else {})}
+    """Weighted mean of metric dicts; each key over the rows that have it (a KTO micro-batch with no
+    undesirable example has no ``reward_undesirable``).
+
+    >>> mean_metrics([{"a": 1.0, "b": 4.0}, {"a": 3.0}], [1.0, 3.0])
+    {'a': 2.5, 'b': 4.0}
+    """
+    keys = dict.fromkeys(k for r in rows for k in r)
+    out = {}
+    for k in keys:
+        pairs = [(r[k], w) for r, w in zip(rows, weights) if k in r]
+        total = sum(w for _, w in pairs) or 1.0
+        out[k] = sum(v * w for v, w in pairs) / total
+    return out

@@ -141,21 +141,28 @@ def _reference_sums(model: Any, examples: list[Example], pad_id: int, batch_size
     )
 
 
-def _mismatch(examples: list[Example]) -> list[Example]:
-    """Example i's prompt with example i+1's response: the KTO reference-point (KL) estimate's rows."""
+def _mismatch(examples: list[Example], seed: int = 0) -> list[Example]:
+    """One fixed mismatched row per example, for the KTO reference point z (a KL estimate): example
+    i's prompt with the response of another example whose prompt differs (the next one in a seeded
+    shuffle, skipping up to 64 examples with the same prompt, such as the two halves of a split pair).
+
+    Built once per split, so the policy's and the reference's log-probabilities of row i are of the
+    same sequence; z is 0 while the policy equals the reference.
+    """
 
     def split(e: Example) -> tuple[list[int], list[int]]:
         k = e.mask.index(1) if 1 in e.mask else len(e.ids)
         return e.ids[:k], e.ids[k:]
 
     parts = [split(e) for e in examples]
-    return [
-        Example(
-            parts[i][0] + parts[(i + 1) % len(parts)][1],
-            [0] * len(parts[i][0]) + [1] * len(parts[(i + 1) % len(parts)][1]),
-        )
-        for i in range(len(parts))
-    ]
+    order = torch.randperm(len(parts), generator=torch.Generator().manual_seed(seed)).tolist()
+    out: list[Example] = [Example([], [])] * len(parts)
+    n = len(order)
+    for k, i in enumerate(order):
+        later = (order[(k + d) % n] for d in range(1, min(n, 65)))  # look at most 64 ahead
+        j = next((j for j in later if parts[j][0] != parts[i][0]), order[(k + 1) % n])
+        out[i] = Example(parts[i][0] + parts[j][1], [0] * len(parts[i][0]) + [1] * len(parts[j][1]))
+    return out
 
 
 def _unpaired(
@@ -165,29 +172,24 @@ def _unpaired(
     from rlvr.preference import encode_sft_row
 
     d = cfg.data
+
+    def labelled(rows: list[dict], where: Callable[[int], str]) -> list[tuple[Example, bool]]:
+        out = []
+        for i, row in enumerate(rows):
+            label = row.get(d.label_field)
+            if not isinstance(label, bool):
+                raise InputError(f"{where(i)}: field {d.label_field!r} must be true or false, got {label!r}")
+            ex = encode_sft_row(row, where(i), tokenizer, prompt_field=d.prompt_field,
+                                completion_field=d.completion_field, max_length=d.max_length)
+            out.append((ex, label))
+        return out
+
     if not cfg.from_verifier.enabled:
         rows, where = load_table(d.train, d.split, d.limit)
         if rows and d.label_field in rows[0]:
-            out = []
-            for i, row in enumerate(rows):
-                label = row.get(d.label_field)
-                if not isinstance(label, bool):
-                    raise InputError(
-                        f"{where(i)}: field {d.label_field!r} must be true or false, got {label!r}"
-                    )
-                out.append(
-                    (
-                        encode_sft_row(
-                            row,
-                            where(i),
-                            tokenizer,
-                            prompt_field=d.prompt_field,
-                            completion_field=d.completion_field,
-                            max_length=d.max_length,
-                        ),
-                        label,
-                    )
-                )
+            out = labelled(rows, where)
+            if d.eval:  # a held-out file of its own, as for pairs
+                return out, labelled(*load_table(d.eval, d.eval_split, d.limit))
             train_idx, eval_idx = split_heldout(len(out), d.eval_fraction, cfg.seed)
             return [out[i] for i in train_idx], [out[i] for i in eval_idx]
     train, held, _ = load_pair_data(cfg, tokenizer, policy)
@@ -264,17 +266,19 @@ class _Data:
         if not self.train:
             raise InputError("no training data")
         self.ref: dict[str, torch.Tensor] = {}
+        self.mismatch = (
+            {name: _mismatch([it[0] for it in items], cfg.seed)
+             for name, items in (("train", self.train), ("held", self.held))}
+            if self.kto
+            else {}
+        )
         if cfg.uses_reference:
             from rlvr.trainers.setup import load_reference
 
             ref_model = load_reference(ref_path).to(pick_device())
             for split, items in (("train", self.train), ("held", self.held)):
                 for k, name in enumerate(self._sides()):
-                    seqs = (
-                        [it[k] for it in items]
-                        if not self.kto or k == 0
-                        else _mismatch([it[0] for it in items])
-                    )
+                    seqs = [it[k] for it in items] if not self.kto or k == 0 else self.mismatch[split]
                     self.ref[f"{split}/{name}"] = (
                         _reference_sums(ref_model, seqs, self.pad, cfg.optim.micro_batch_size)
                         if items
@@ -293,7 +297,7 @@ class _Data:
             b["desirable"] = torch.tensor([it[1] for it in items], device=b["example"]["sum"].device)
             b["ref_example"] = self.ref[f"{split}/example"][idx]
             with torch.no_grad():  # z: KL(policy || ref) on mismatched rows, a detached batch estimate
-                mism = sequence_logps(model, _mismatch([it[0] for it in items]), self.pad)["sum"].cpu()
+                mism = sequence_logps(model, [self.mismatch[split][i] for i in idx], self.pad)["sum"].cpu()
             b["kl_ref"] = (mism - self.ref[f"{split}/mismatch"][idx]).mean().to(b["example"]["sum"].device)
             return b
         shared = None if self.cfg.model.gradient_checkpointing else pair_logps(model, items, self.pad)

@@ -153,6 +153,12 @@ def test_kto_unpaired_rows_and_errors(tiny, tmp_path):
         == 0
     )
     assert _summary(run)["train_items"] == 6
+    # a held-out file of its own is used as such (not a fraction of the train file)
+    held = write_rows(tmp_path / "kto_held.jsonl", rows[:2] * 3)
+    run2 = tmp_path / "run2"
+    assert run_command("dpo", ["loss=kto", f"model.path={tiny}", f"data.train={good}", f"data.eval={held}",
+                               "steps=1", "batch_size=4", f"logging.run_dir={run2}", *FAST]) == 0
+    assert (_summary(run2)["train_items"], _summary(run2)["eval_items"]) == (8, 6)
     bad = write_rows(tmp_path / "bad.jsonl", rows[:2] + [{"prompt": "a", "completion": "b", "label": "yes"}])
     with pytest.raises(InputError, match=r"bad\.jsonl:3: field 'label' must be true or false"):
         run_command(
@@ -221,3 +227,17 @@ def test_shared_prompt_pass_equals_the_full_sequences(tiny, pairs):
 
     odd = (Example([1, 2, 3], [0, 0, 1]), Example([1, 9, 3], [0, 0, 1]))
     assert pair_logps(model, [odd], pad) is None
+
+
+def test_kto_reference_point_is_zero_while_the_policy_is_the_reference(tiny, pairs, tmp_path):
+    """z compares the policy and the reference on the same mismatched rows: 0 before any update, so
+    the loss of the first step is exactly 1 - sigma(0) = 0.5 whatever the batch."""
+    run = tmp_path / "run"
+    assert run_command("dpo", ["loss=kto", f"model.path={tiny}", f"data.train={pairs[0]}", f"data.eval={pairs[1]}",
+                               "steps=1", "batch_size=16", "optim.lr=1e-12", "logging.eval_every=0",
+                               f"logging.run_dir={run}", *FAST]) == 0
+    step1 = [json.loads(line) for line in (run / "metrics.jsonl").read_text().splitlines()]
+    step1 = next(r for r in step1 if r.get("step") == 1 and "loss" in r)
+    assert step1["kl_ref"] == pytest.approx(0.0, abs=1e-5)
+    assert step1["loss"] == pytest.approx(0.5, abs=1e-6)
+    assert _summary(run)["before"]["eval/kl_ref"] == pytest.approx(0.0, abs=1e-5)
