@@ -76,7 +76,7 @@ def split_heldout(n: int, fraction: float, seed: int) -> tuple[list[int], list[i
     """Seeded (train, held-out) index lists; at least one held-out row when fraction > 0 and n > 1.
 
     >>> split_heldout(10, 0.2, 0)[1]
-    [6, 9]
+    [7, 8]
     """
     order = list(range(n))
     random.Random(seed).shuffle(order)
@@ -115,6 +115,17 @@ def _tok(tokenizer: Any, text: str) -> list[int]:
     return list(tokenizer(text, add_special_tokens=False)["input_ids"])
 
 
+def _opening_header(tokenizer: Any, role: str, where: str) -> str:
+    """What the chat template writes before the content of a conversation's first turn (transformers
+    renders no empty conversation, so a marker stands in for the content)."""
+    marker = "\x00rlvr-content\x00"
+    text = tokenizer.apply_chat_template([{"role": role, "content": marker}], tokenize=False)
+    if marker not in text:
+        raise InputError(f"{where}: the conversation opens with an {role} turn and this chat template does not "
+                         f"show where that turn's header ends; start it with a system or user turn")
+    return text[: text.index(marker)]
+
+
 def _chat_segments(tokenizer: Any, messages: list[dict], where: str) -> Example:
     """Tokens of a conversation through the chat template; mask 1 on assistant turns only.
 
@@ -130,10 +141,12 @@ def _chat_segments(tokenizer: Any, messages: list[dict], where: str) -> Example:
     for i, m in enumerate(messages):
         is_reply = m["role"] == "assistant"
         if is_reply:
+            # the template's assistant header (and anything it puts first, e.g. a default system
+            # prompt) is context, never a target, also when the conversation opens with the reply
             head = (
                 tokenizer.apply_chat_template(messages[:i], tokenize=False, add_generation_prompt=True)
                 if i
-                else ""
+                else _opening_header(tokenizer, m["role"], where)
             )
             if not head.startswith(done):
                 raise InputError(
@@ -193,7 +206,15 @@ def _prompt_and_reply(
     """(prompt ids, reply ids) for one side of a preference row (see the module docstring)."""
     reply = _text(row, field, where, allow_messages=True)
     prompt = row.get(prompt_field)
+    if prompt is not None and not isinstance(prompt, (str, list)):
+        raise InputError(f"{where}: field {prompt_field!r} must be a string or a list of messages, "
+                         f"got {type(prompt).__name__}")
+    if isinstance(prompt, list):
+        _check_messages(prompt, where, prompt_field)
     if isinstance(reply, list):  # a conversation: its last turn is the reply
+        if reply[-1]["role"] != "assistant":
+            raise InputError(f"{where}: field {field!r}: the last message is the reply and must have role "
+                             f"'assistant', got {reply[-1]['role']!r}")
         history = (prompt if isinstance(prompt, list) else []) + reply[:-1]
         if isinstance(prompt, str):
             history = [{"role": "user", "content": prompt}] + history
@@ -203,12 +224,9 @@ def _prompt_and_reply(
     if prompt is None:
         raise InputError(f"{where}: field {prompt_field!r} is missing (needed when {field!r} is a string)")
     if isinstance(prompt, list):
-        _check_messages(prompt, where, prompt_field)
         p = _tok(tokenizer, tokenizer.apply_chat_template(prompt, tokenize=False, add_generation_prompt=True))
     elif isinstance(prompt, str):
         p = _tok(tokenizer, prompt)
-    else:
-        raise InputError(f"{where}: field {prompt_field!r} must be a string or a list of messages")
     return p, _completion_ids(tokenizer, reply, add_eos=True)
 
 
@@ -279,10 +297,12 @@ def pack(examples: Sequence[Example], seq_len: int, pad_id: int) -> dict[str, to
     Returns input_ids, position_ids and mask (R, seq_len) and no attention mask: position ids that
     restart at 0 for each example make transformers build a block-diagonal causal mask, so an
     example never attends to its neighbours. The padded tail of a row is its own block, masked.
+    The first token of each example is never a target (its logits would come from the previous
+    example's last token), as unpacked, where position 0 is never predicted.
 
-    >>> out = pack([Example([1, 2], [0, 1]), Example([3], [1])], seq_len=4, pad_id=0)
+    >>> out = pack([Example([1, 2], [0, 1]), Example([3, 4], [1, 1])], seq_len=5, pad_id=0)
     >>> out["input_ids"].tolist(), out["position_ids"].tolist(), out["mask"].tolist()
-    ([[1, 2, 3, 0]], [[0, 1, 0, 0]], [[0.0, 1.0, 1.0, 0.0]])
+    ([[1, 2, 3, 4, 0]], [[0, 1, 0, 1, 0]], [[0.0, 1.0, 0.0, 1.0, 0.0]])
     """
     rows: list[list[Example]] = []
     used: list[int] = []
@@ -305,6 +325,7 @@ def pack(examples: Sequence[Example], seq_len: int, pad_id: int) -> dict[str, to
             ids[r, at : at + n] = torch.tensor(e.ids, dtype=torch.long)
             pos[r, at : at + n] = torch.arange(n)
             mask[r, at : at + n] = torch.tensor(e.mask, dtype=torch.float)
+            mask[r, at] = 0.0
             at += n
     return {"input_ids": ids, "position_ids": pos, "mask": mask}
 

@@ -86,6 +86,20 @@ def test_bad_pair_rows_name_file_line_and_field(tiny, tmp_path):
         run_command(
             "rm", [f"model.path={tiny}", f"data.train={bad}", f"logging.run_dir={tmp_path / 'r'}", *FAST]
         )
+    from transformers import AutoTokenizer
+
+    from rlvr.preference import encode_pair
+
+    tok = AutoTokenizer.from_pretrained(tiny)
+    reply = [{"role": "assistant", "content": "b"}]
+    for row, msg in [
+        ({"prompt": [{"role": "user"}], "chosen": reply, "rejected": reply}, r"f:3: field 'prompt'\[0\] must be"),
+        ({"prompt": 5, "chosen": "b", "rejected": "c"}, r"f:3: field 'prompt' must be a string or a list of messages, got int"),
+        ({"prompt": 5, "chosen": reply, "rejected": reply}, r"f:3: field 'prompt' must be a string or a list"),
+        ({"chosen": [{"role": "user", "content": "a"}], "rejected": reply}, r"f:3: field 'chosen': the last message .* role 'assistant'"),
+    ]:
+        with pytest.raises(InputError, match=msg):
+            encode_pair(row, "f:3", tok)
     bad = write_rows(tmp_path / "m.jsonl", [{"prompt": "a", "chosen": "b", "rejected": "c", "m": "big"}])
     with pytest.raises(InputError, match=r"m\.jsonl:1: field 'm' must be a number"):
         run_command(

@@ -69,6 +69,20 @@ def test_chat_trains_on_assistant_turns_only(tok):
     assert tok.decode(ex.ids) == tok.apply_chat_template(msgs, tokenize=False)
 
 
+def test_a_chat_that_opens_with_the_reply_does_not_train_on_the_header(tok):
+    ex = encode_sft_row({"messages": [{"role": "assistant", "content": "12"}]}, "f:1", tok)
+    assert _masked_text(tok, ex) == "12<|im_end|>\n"
+    assert tok.decode(ex.ids) == "<|im_start|>assistant\n12<|im_end|>\n"
+
+
+def test_packing_never_targets_an_example_first_token(tok):
+    """Packed, an example's first token would be predicted from its neighbour's last token; unpacked,
+    position 0 is never a target. So the first token of each example is masked out of the loss."""
+    a, b = Example([5, 6, 7], [0, 1, 1]), Example([8, 9], [1, 1])  # b: a reply with no prompt
+    packed = pack([a, b], seq_len=6, pad_id=0)
+    assert packed["mask"][0].tolist() == [0.0, 1.0, 1.0, 0.0, 1.0, 0.0]
+
+
 def test_bad_rows_name_file_line_and_field(tok, tmp_path):
     with pytest.raises(InputError, match=r"f\.jsonl:7: field 'completion' is missing"):
         encode_sft_row({"prompt": "x"}, "f.jsonl:7", tok)
