@@ -115,6 +115,17 @@ class AlgoConfig:
             problems.append("ppo_epochs and num_minibatches must be >= 1")
         if self.advantage == "gae" and self.loss != "ppo_clip":
             problems.append("advantage=gae needs loss=ppo_clip")
+        if self.kl_target is not None:
+            if self.kl_target <= 0 or self.kl_horizon < 1:
+                problems.append(f"kl_target={self.kl_target} must be > 0 and kl_horizon={self.kl_horizon} >= 1")
+            if not (self.advantage == "gae" and self.kl_in == "reward" and self.kl_coef > 0):
+                problems.append("kl_target (the adaptive KL controller) acts on the KL penalty in PPO's reward: it "
+                                "needs advantage=gae, kl_in=reward and kl_coef > 0 (its starting value); "
+                                "set kl_target=null for a fixed kl_coef")
+        if not (0 <= self.gamma <= 1 and 0 <= self.gae_lambda <= 1):
+            problems.append(f"gamma={self.gamma} and gae_lambda={self.gae_lambda} must be in [0, 1]")
+        if (self.value_clip is not None and self.value_clip <= 0) or self.vf_coef < 0:
+            problems.append(f"value_clip={self.value_clip} must be > 0 (or None) and vf_coef={self.vf_coef} >= 0")
         if problems:
             raise ValueError(f"AlgoConfig {self.name!r}: " + "; ".join(problems))
 

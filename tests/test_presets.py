@@ -60,6 +60,23 @@ def test_overrides_and_validation():
     assert preset_tree("gspo")["algo"]["loss"] == "gspo"
 
 
+@pytest.mark.parametrize(
+    ("overrides", "message"),
+    [
+        ({"kl_target": 0.0}, r"kl_target=0.0 must be > 0"),  # would divide by zero after the first step
+        ({"kl_horizon": 0}, r"kl_horizon=0 >= 1"),
+        ({"kl_in": "loss"}, r"kl_target .* needs advantage=gae, kl_in=reward and kl_coef > 0"),  # silently ignored before
+        ({"kl_coef": 0.0}, r"kl_target .* needs advantage=gae, kl_in=reward and kl_coef > 0"),
+        ({"gae_lambda": 3.0}, r"gae_lambda=3.0 must be in \[0, 1\]"),
+        ({"value_clip": -0.2}, r"value_clip=-0.2 must be > 0"),
+    ],
+)
+def test_ppo_settings_are_checked(overrides, message):
+    with pytest.raises(ValueError, match=message):
+        with_overrides("ppo", **overrides)
+    with_overrides("ppo", kl_target=None, kl_in="loss")  # a fixed coefficient in the loss is fine
+
+
 def test_std_normalize_switches_grpo_and_dr_grpo():
     assert with_overrides("grpo", std_normalize=False).resolved_advantage == "dr_grpo"
     assert with_overrides("dr_grpo", std_normalize=True).resolved_advantage == "grpo"

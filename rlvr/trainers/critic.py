@@ -154,8 +154,15 @@ def ppo_step_advantages(
                "value/returns_mean": masked_mean(returns, mask).item(),
                "value/explained_variance": (1.0 - residual / var_ret).item() if var_ret > 1e-12 else 0.0}
     if kl is not None:
-        seq_kl = kl.sum(-1).mean().item()  # nats per sequence, what kl_target is measured in
+        # nats per sequence (what kl_target is measured in) over every process's sequences, so each
+        # process's controller makes the same update, with the global batch as its step count (as TRL)
+        acc, n = ctx.acc, len(batch)
+        seq_kl = kl.sum(-1).mean()
+        if acc.num_processes > 1:
+            seq_kl = acc.reduce(seq_kl.detach().clone(), "mean")
+            n *= acc.num_processes
+        seq_kl = seq_kl.item()
         metrics.update({"kl/sequence": seq_kl, "reward/kl_penalty": -coef * seq_kl})
         if algo.kl_target is not None:
-            state["kl_coef"] = adaptive_kl_coef(coef, seq_kl, algo.kl_target, len(batch), algo.kl_horizon)
+            state["kl_coef"] = adaptive_kl_coef(coef, seq_kl, algo.kl_target, n, algo.kl_horizon)
     return adv, values, returns, metrics
