@@ -75,17 +75,26 @@ class Kind:
     metrics: tuple[str, ...] = ()
     forced: tuple[tuple[str, Any], ...] = ()  # dotted key -> value the pipeline sets
     presets: str | None = None  # "module.function" whose tree goes under the config's ``preset:`` key
+    known: tuple[str, ...] = ()  # every held-out metric the kind reports (a judged name must be one)
 
 
+_SFT_METRICS = ("eval/loss", "eval/accuracy")
+_DPO_METRICS = ("eval/loss", "eval/accuracy", "eval/reward_accuracy", "eval/reward_margin", "eval/reward_chosen",
+                "eval/reward_rejected", "eval/log_odds", "eval/kl_ref", "eval/reward_desirable",
+                "eval/reward_undesirable")
 KINDS: dict[str, Kind] = {
     "demonstrations": Kind("rlvr.pipeline.DemonstrationsConfig", None, ("train", "eval", "run_dir")),
-    "sft": Kind("rlvr.trainers.sft.SFTConfig", "rlvr.commands.sft", metrics=("eval/loss",)),
+    "sft": Kind("rlvr.trainers.sft.SFTConfig", "rlvr.commands.sft", metrics=("eval/loss",), known=_SFT_METRICS),
     "rs_sft": Kind("rlvr.trainers.sft.SFTConfig", "rlvr.commands.sft", metrics=("eval/accuracy",),
-                   forced=(("rejection_sampling.enabled", True),)),
-    "rm": Kind("rlvr.trainers.reward.RewardConfig", "rlvr.commands.rm", metrics=("eval/accuracy",)),
-    "dpo": Kind("rlvr.trainers.dpo.DPOConfig", "rlvr.commands.dpo", metrics=("eval/reward_accuracy",)),
+                   forced=(("rejection_sampling.enabled", True),), known=_SFT_METRICS),
+    "rm": Kind("rlvr.trainers.reward.RewardConfig", "rlvr.commands.rm", metrics=("eval/accuracy",),
+               known=("eval/accuracy", "eval/loss", "eval/margin", "eval/disagreement")),
+    # DPO's judged default is the held-out loss: it starts at log 2 (policy = reference) and falls only
+    # when held-out pairs move the right way. Reward accuracy starts at 0 by construction (every
+    # implicit reward is 0, a tie counts as wrong), so any update at all would "improve" it.
+    "dpo": Kind("rlvr.trainers.dpo.DPOConfig", "rlvr.commands.dpo", metrics=("eval/loss",), known=_DPO_METRICS),
     "train": Kind("rlvr.trainers.config.TrainConfig", "rlvr.commands.train", metrics=("eval/accuracy",),
-                  presets="rlvr.presets.preset_tree"),
+                  presets="rlvr.presets.preset_tree", known=("eval/accuracy",)),
 }
 _STAGE_KEYS = ("kind", "config", "metrics", "report")
 _TOP_KEYS = ("run_dir", "require_improvement", "stages", "description")
@@ -179,6 +188,41 @@ def build_stage_config(kind: str, node: _Node, stage_dir: Path, stage: str) -> t
         return None, [f"stage {stage!r} ({kind}): {p}" for p in e.problems]
 
 
+def _node_where(node: _Node, dotted: str) -> str:
+    """file:line of the key `dotted` in a stage's config tree (or of the nearest enclosing key)."""
+    for part in dotted.split("."):
+        if node.kind != "map" or part not in node.value:
+            break
+        node = node.value[part]
+    return node.where
+
+
+def _check_names(cfg: Any, cnode: _Node, stage: str, kind: str) -> list[str]:
+    """Task and verifier names anywhere in a stage's config (``task``, ``task.name``,
+    ``from_verifier.task``, ``*.verifiers`` keys) against the registries, before anything runs."""
+    from rlvr.tasks import list_tasks
+    from rlvr.verifiers.base import list_verifiers
+
+    tasks, verifiers, problems = list_tasks(), list_verifiers(), []
+
+    def walk(obj: Any, path: str) -> None:
+        for f in dataclasses.fields(obj) if dataclasses.is_dataclass(obj) else ():
+            value, dotted = getattr(obj, f.name), f"{path}{f.name}"
+            names_task = f.name == "task" or (f.name == "name" and path.endswith("task."))
+            if names_task and isinstance(value, str) and value not in tasks:
+                problems.append(f"{_node_where(cnode, dotted)}: stage {stage!r} ({kind}): {dotted}: unknown task "
+                                f"{value!r}{_close(value, tasks)} (known: {', '.join(tasks)})")
+            elif f.name == "verifiers" and isinstance(value, dict):
+                problems.extend(f"{_node_where(cnode, dotted + '.' + v)}: stage {stage!r} ({kind}): {dotted}: unknown "
+                             f"verifier {v!r}{_close(v, verifiers)} (known: {', '.join(verifiers)})"
+                                for v in value if v not in verifiers)
+            elif dataclasses.is_dataclass(value):
+                walk(value, dotted + ".")
+
+    walk(cfg, "")
+    return problems
+
+
 def _load_stage(name: str, node: _Node, root: Path, outputs: dict[str, dict[str, str]], order: list[str],
                 problems: list[str]) -> Stage | None:
     """One stage of the ``stages:`` mapping; its outputs go into `outputs` (even when it has problems,
@@ -216,8 +260,14 @@ def _load_stage(name: str, node: _Node, root: Path, outputs: dict[str, dict[str,
     cnode = _resolve(cnode, "", name, {k: v for k, v in outputs.items() if k != name}, order, problems)
     if len(problems) > before:
         return None
+    for key in lists:
+        bad = [m for m in lists[key] if isinstance(m, str) and m not in KINDS[kind].known]
+        problems += [f"{node.value[key].where}: stage {name!r}: {key}: {kind} reports no {m!r}{_close(m, KINDS[kind].known)} "
+                     f"(it reports: {', '.join(KINDS[kind].known)})" for m in bad]
     cfg, errs = build_stage_config(kind, cnode, stage_dir, name)
     problems += errs
+    if cfg is not None:
+        problems += _check_names(cfg, cnode, name, kind)
     return Stage(name, kind, cfg, lists["metrics"], lists["report"], stage_dir, outputs[name])
 
 
@@ -283,6 +333,14 @@ def _run_demonstrations(stage: Stage) -> None:
     _write_json(stage.dir / "summary.json", {**stage.outputs, **counts})
 
 
+def _finished(stage: Stage, summary: dict[str, Any]) -> bool:
+    """A stage ran all its steps (a ``train`` stage that ``max_minutes`` stopped early has not, and
+    ``--resume`` continues it from its checkpoint)."""
+    if stage.kind != "train":
+        return True
+    return int(summary.get("steps", 0)) >= int(summary.get("steps_planned", stage.config.steps))
+
+
 def _run_command(stage: Stage, resume: bool) -> None:
     """Run the stage's command (in this process) on its resolved config, saved as ``stage.yaml``."""
     module = importlib.import_module(KINDS[stage.kind].command)
@@ -333,15 +391,17 @@ def improved(metric: str, before: float | None, after: float | None) -> bool:
 
 def _row_values(stage: Stage, summary: dict[str, Any], seconds: float | None, skipped: bool) -> list[dict[str, Any]]:
     found = stage_metrics(stage.kind, summary) if stage.kind != "demonstrations" else {}
+    note = None if _finished(stage, summary) else \
+        f"stopped at step {summary.get('steps')} of {summary.get('steps_planned', stage.config.steps)}"
     rows = []
     for m in stage.metrics + [m for m in stage.report if m not in stage.metrics]:
         before, after = found.get(m, (None, None))
         rows.append({"stage": stage.name, "kind": stage.kind, "metric": m, "before": before, "after": after,
                      "improved": improved(m, before, after), "judged": m in stage.metrics,
-                     "seconds": seconds, "skipped": skipped})
+                     "seconds": seconds, "skipped": skipped, "note": note})
     if not rows:
         rows.append({"stage": stage.name, "kind": stage.kind, "metric": None, "before": None, "after": None,
-                     "improved": None, "judged": False, "seconds": seconds, "skipped": skipped})
+                     "improved": None, "judged": False, "seconds": seconds, "skipped": skipped, "note": note})
     return rows
 
 
@@ -359,7 +419,8 @@ def summary_table(rows: list[dict[str, Any]]) -> str:
         imp += "" if r["judged"] or r["metric"] is None else " (not judged)"
         secs = "-" if r["seconds"] is None else f"{r['seconds']:.0f}" + (" (earlier run)" if r["skipped"] else "")
         change = "-" if r["metric"] is None else f"{_fmt(r['metric'], r['before'])} -> {_fmt(r['metric'], r['after'])}"
-        out.append(f"| {r['stage']} | {r['kind']} | {r['metric'] or '-'} | {change} | {imp} | {secs} |")
+        name = r["stage"] + (f" ({r['note']})" if r.get("note") else "")
+        out.append(f"| {name} | {r['kind']} | {r['metric'] or '-'} | {change} | {imp} | {secs} |")
     return "\n".join(out) + "\n"
 
 
@@ -385,7 +446,7 @@ def run_pipeline(p: Pipeline, resume: bool = False) -> dict[str, Any]:
     rows: list[dict[str, Any]] = []
     for i, stage in enumerate(p.stages, 1):
         done, timing = stage.dir / "summary.json", stage.dir / "pipeline_stage.json"
-        skipped = resume and done.exists()
+        skipped = resume and done.exists() and _finished(stage, json.loads(done.read_text()))
         _banner(f"stage {i}/{len(p.stages)}: {stage.name} ({stage.kind})" + (" - finished, skipped" if skipped else "")
                 + f" -> {stage.dir}")
         if skipped:

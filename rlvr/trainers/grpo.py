@@ -334,7 +334,11 @@ def train(cfg: TrainConfig, *, resume: bool = False, config_yaml: str | None = N
                 records = gather_object(records)
             metrics.update({"lr": ctx.scheduler.get_last_lr()[0], "time/generate_score": t_gen,
                             "time/train": time.perf_counter() - t1, "time/step": time.perf_counter() - t0})
-            if cfg.logging.eval_every and (step % cfg.logging.eval_every == 0 or step == cfg.steps):
+            out_of_time = deadline is not None and time.monotonic() > deadline
+            if acc.num_processes > 1:  # every rank stops at the same step
+                out_of_time = bool(acc.reduce(torch.tensor(float(out_of_time)), "max").item())
+            # the last step evaluates, also when max_minutes ends the run early (the held-out "after")
+            if cfg.logging.eval_every and (step % cfg.logging.eval_every == 0 or step == cfg.steps or out_of_time):
                 metrics.update(run_eval(step))
             if main:
                 logger.metrics(step, metrics)
@@ -346,7 +350,6 @@ def train(cfg: TrainConfig, *, resume: bool = False, config_yaml: str | None = N
             bar.update(1)
             bar.set_postfix({k: f"{metrics[m]:.3g}" for k, m in (("reward", "reward/mean"), ("acc", "accuracy"), ("eval", "eval/accuracy"),
                              ("kl", "kl"), ("len", "length/mean"), ("s/step", "time/step")) if m in metrics}, refresh=False)
-            out_of_time = deadline is not None and time.monotonic() > deadline
             if step == cfg.steps or out_of_time or (cfg.checkpoint.every and step % cfg.checkpoint.every == 0):
                 state.update(step=step, eval_first=history["eval_first"], eval_last=history["eval_last"])
                 if main:
@@ -362,7 +365,8 @@ def train(cfg: TrainConfig, *, resume: bool = False, config_yaml: str | None = N
     fingerprints = _weight_fingerprints(acc, acc.unwrap_model(ctx.model))
     if cfg.rollout.backend != "hf":
         ctx.sampler.close()
-    return {"steps": step, "eval_first": history["eval_first"], "eval_last": history["eval_last"],
+    return {"steps": step, "steps_planned": cfg.steps, "finished": step >= cfg.steps,
+            "eval_first": history["eval_first"], "eval_last": history["eval_last"],
             "wall_seconds": time.perf_counter() - wall, "last": last, "run_dir": str(run_dir),
             "weight_fingerprints": fingerprints}
 

@@ -168,3 +168,36 @@ def test_shipped_pipelines_load(tmp_path: Path) -> None:
         p = load_pipeline(path, [f"run_dir={tmp_path}"])
         assert yaml.safe_load(path.read_text())["require_improvement"] is True
         assert all(s.dir.parent == tmp_path for s in p.stages)
+
+
+def test_task_verifier_and_metric_typos_are_caught_at_load(tmp_path: Path) -> None:
+    text = ("stages:\n  rm:\n    kind: rm\n    metrics: [eval/acuracy]\n"
+            "    config: {data: {train: x.jsonl}, from_verifier: {task: countdwn}}\n"
+            "  ppo:\n    kind: train\n    config:\n      task:\n        name: arithmetc\n"
+            "        verifiers: {lenght: 1.0}\n")
+    with pytest.raises(ConfigError) as e:
+        load_pipeline(write(tmp_path / "p.yaml", text))
+    msg = str(e.value).replace(str(tmp_path) + "/", "")
+    assert "p.yaml:4: stage 'rm': metrics: rm reports no 'eval/acuracy'; did you mean 'eval/accuracy'?" in msg
+    assert "p.yaml:5: stage 'rm' (rm): from_verifier.task: unknown task 'countdwn'; did you mean 'countdown'?" in msg
+    assert "p.yaml:10: stage 'ppo' (train): task.name: unknown task 'arithmetc'; did you mean 'arithmetic'?" in msg
+    assert "p.yaml:11: stage 'ppo' (train): task.verifiers: unknown verifier 'lenght'; did you mean 'length'?" in msg
+
+
+def test_resume_continues_a_train_stage_that_max_minutes_stopped(tmp_path: Path, tiny_model_dir: Path) -> None:
+    from rlvr.pipeline import run_pipeline
+    from tests.trainers.conftest import small_config
+
+    cfg = small_config(tmp_path / "unused", tiny_model_dir, steps=3, max_minutes=1e-6,
+                       logging={"eval_every": 5, "tensorboard": False, "progress": "none"}, checkpoint={"every": 0})
+    del cfg["logging"]["run_dir"]
+    path = write(tmp_path / "p.yaml", yaml.safe_dump({"run_dir": str(tmp_path / "run"), "stages": {"rl": {"kind": "train", "config": cfg}}}))
+    first = run_pipeline(load_pipeline(path))
+    row = first["stages"][0]
+    assert row["note"] == "stopped at step 1 of 3"
+    assert row["after"] is not None  # the step it stopped at was evaluated (eval_every=5 would not have)
+    assert "(stopped at step 1 of 3)" in (tmp_path / "run" / "pipeline_summary.md").read_text()
+    # --resume runs the stage again from its checkpoint (it is not "finished") and completes it
+    second = run_pipeline(load_pipeline(path, ["stages.rl.config.max_minutes=null"]), resume=True)
+    assert second["stages"][0]["note"] is None and not second["stages"][0]["skipped"]
+    assert json.loads((tmp_path / "run" / "rl" / "summary.json").read_text())["steps"] == 3
