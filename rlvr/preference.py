@@ -274,8 +274,10 @@ def split_prompt(e: Example) -> tuple[list[int], list[int]] | None:
 
 def pack_pairs(pairs: Sequence[tuple[Example, ...]], pad_id: int, device: Any = None) -> Any:
     """Preference pairs as an `rlvr.rollout.RolloutBatch` of groups of 2 (chosen, rejected rows
-    interleaved) for the shared-prompt forward, or None when a pair's two prompts differ or a row
-    is not prompt-then-response (the caller then runs the full sequences)."""
+    interleaved) for the shared-prompt forward, or None when a pair's two prompts differ, a row
+    is not prompt-then-response, or a response is all pad tokens (the caller then runs the full
+    sequences). The last case is an empty reply when pad == EOS: a sequence-classification head
+    then reads the prompt's last token in the full row, which the response-only pass cannot see."""
     from rlvr.rollout import pack_groups
     from rlvr.samplers import Completion, Group
 
@@ -283,6 +285,8 @@ def pack_pairs(pairs: Sequence[tuple[Example, ...]], pad_id: int, device: Any = 
     for pair in pairs:
         c, r = split_prompt(pair[0]), split_prompt(pair[1])
         if c is None or r is None or c[0] != r[0] or not c[1] or not r[1]:
+            return None
+        if all(t == pad_id for t in c[1]) or all(t == pad_id for t in r[1]):
             return None
         groups.append(Group(c[0], [Completion("", ids, [0.0] * len(ids), "stop") for ids in (c[1], r[1])]))
     packed = pack_groups(groups, pad_id)

@@ -103,6 +103,10 @@ class RewardConfig:
     ensemble: int = 1
     # After training, store the chosen responses' reward mean/std so the verifier centres rewards on them.
     normalize: bool = True
+    # The rlvr.templates name the data's prompts were rendered with (e.g. r1_zero_short for pairs
+    # built from task.render). Recorded with the model, so the reward_model verifier renders a
+    # task's raw question the same way; null = the one --from-verifier used, else none (as is).
+    prompt_template: str | None = None
     optim: OptimConfig = field(default_factory=lambda: OptimConfig(lr=5e-5, micro_batch_size=16))
     logging: LoggingConfig = field(default_factory=lambda: LoggingConfig(run_dir="runs/rm", eval_every=50))
     checkpoint: CheckpointConfig = field(default_factory=lambda: CheckpointConfig(every=0))
@@ -177,14 +181,21 @@ def load_pair_data(
     return [pairs[i] for i in train_idx], [pairs[i] for i in eval_idx], {}
 
 
-def load_reward_model(path: str | Path, tokenizer: Any, seed: int = 0) -> Any:
-    """``AutoModelForSequenceClassification(num_labels=1)`` over `path`; the new head's init is seeded."""
+def load_reward_model(path: str | Path, tokenizer: Any, seed: int = 0, cfg: Any = None) -> Any:
+    """``AutoModelForSequenceClassification(num_labels=1)`` over `path`; the new head's init is seeded.
+    With a `RewardConfig`, ``model.gradient_checkpointing`` and ``model.lora`` apply (LoRA adapters
+    on the backbone, the head trained in full; the saved model has the adapters merged in)."""
     from transformers import AutoModelForSequenceClassification
 
     with torch.random.fork_rng():
         torch.manual_seed(seed)
         model = AutoModelForSequenceClassification.from_pretrained(path, num_labels=1, dtype=torch.float32)
     model.config.pad_token_id = int(tokenizer.pad_token_id)
+    if cfg is not None:
+        if cfg.model.gradient_checkpointing:
+            model.gradient_checkpointing_enable()
+            model.config.use_cache = False
+        model = setup.apply_lora(model, cfg, "SEQ_CLS")
     return model.to(pick_device())
 
 
@@ -255,7 +266,7 @@ def _train_member(
     logger: RunLogger,
 ) -> tuple[Any, dict[str, float], dict[str, float]]:
     member_cfg = dataclasses.replace(cfg, seed=cfg.seed + k)
-    model = load_reward_model(path, tokenizer, seed=member_cfg.seed)
+    model = load_reward_model(path, tokenizer, seed=member_cfg.seed, cfg=member_cfg)
     model.train()
     pad_id = int(tokenizer.pad_token_id)
 
@@ -287,6 +298,10 @@ def _train_member(
 
 def train_reward_model(cfg: RewardConfig, quiet: bool = False) -> dict[str, Any]:
     """Train the reward model (or ensemble) as configured; returns the summary (also ``summary.json``)."""
+    if cfg.prompt_template is not None:
+        from rlvr.templates import get_template
+
+        get_template(cfg.prompt_template)  # an unknown name is an error before anything runs
     run_dir, logger = start_run(cfg, "rlvr rm", quiet)
     path = setup.model_path(cfg, run_dir)
     from transformers import AutoTokenizer
@@ -301,7 +316,8 @@ def train_reward_model(cfg: RewardConfig, quiet: bool = False) -> dict[str, Any]
         policy = AutoModelForCausalLM.from_pretrained(path, dtype=torch.float32).to(pick_device())
     train, held, stats = load_pair_data(cfg, tokenizer, policy)
     del policy
-    template = stats.pop("template", None)
+    template = cfg.prompt_template or stats.pop("template", None)
+    stats.pop("template", None)
     if stats:
         logger.metrics(0, stats)
     models, firsts, lasts = [], [], []
@@ -324,6 +340,8 @@ def train_reward_model(cfg: RewardConfig, quiet: bool = False) -> dict[str, Any]
                 row.mean().item(),
                 row.std(unbiased=False).item(),
             )
+    if cfg.model.lora.enabled:  # a plain sequence-classification model for the verifier and critic.path
+        models = [m.merge_and_unload() for m in models]
     out = run_dir / "final"
     dirs = [out] if cfg.ensemble == 1 else [out / f"member-{k}" for k in range(cfg.ensemble)]
     for m, d in zip(models, dirs):

@@ -63,17 +63,24 @@ def load_policy(path: Path, cfg: Any) -> tuple[Any, Any]:
     if cfg.model.gradient_checkpointing:
         model.gradient_checkpointing_enable()
         model.config.use_cache = False
-    if cfg.model.lora.enabled:
-        try:
-            from peft import LoraConfig, get_peft_model
-        except ImportError as e:
-            raise ImportError("model.lora.enabled needs peft: pip install 'rlvr[peft]'") from e
-        targets = cfg.model.lora.target_modules
-        lora = LoraConfig(r=cfg.model.lora.r, lora_alpha=cfg.model.lora.alpha, lora_dropout=cfg.model.lora.dropout,
-                          target_modules=targets[0] if targets == ["all-linear"] else targets, task_type="CAUSAL_LM")
-        model = get_peft_model(model, lora)
+    model = apply_lora(model, cfg, "CAUSAL_LM")
     model.train()
     return model, tokenizer
+
+
+def apply_lora(model: Any, cfg: Any, task_type: str) -> Any:
+    """`model` wrapped in peft LoRA adapters when ``model.lora.enabled`` (else `model` itself).
+    task_type SEQ_CLS (reward models) also trains and saves the new ``score`` head in full."""
+    if not cfg.model.lora.enabled:
+        return model
+    try:
+        from peft import LoraConfig, get_peft_model
+    except ImportError as e:
+        raise ImportError("model.lora.enabled needs peft: pip install 'rlvr[peft]'") from e
+    targets = cfg.model.lora.target_modules
+    lora = LoraConfig(r=cfg.model.lora.r, lora_alpha=cfg.model.lora.alpha, lora_dropout=cfg.model.lora.dropout,
+                      target_modules=targets[0] if targets == ["all-linear"] else targets, task_type=task_type)
+    return get_peft_model(model, lora)
 
 
 def load_adapter(model: Any, directory: Path) -> None:

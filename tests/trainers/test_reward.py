@@ -182,6 +182,39 @@ def test_rm_ensemble_normalised_and_served_by_the_verifier(tiny, tmp_path):
     assert (r[0] - r[1]).abs().max().item() > 1e-4  # members differ (different seeds)
 
 
+def test_rm_with_lora_and_gradient_checkpointing_saves_a_plain_model(tiny, tmp_path):
+    """LoRA on the backbone (the new head trained in full), gradient checkpointing on; the saved
+    model has the adapters merged, so the verifier loads it. The pairs' prompts were rendered with
+    the task's template and `prompt_template` records it, so the verifier, given a task's raw
+    question as `rlvr train` gives it, sees what the model was trained on: the normalised chosen
+    rewards average 0."""
+    from rlvr.preference import split_heldout
+    from rlvr.tasks import get_task
+    from rlvr.verifiers import Sample, get_verifier
+
+    task = get_task("arithmetic", level=1, n=10, n_test=10)
+    raw = {task.render(x): x.prompt for x in task.samples("train", limit=8)}
+
+    rows = verifier_pairs("train", 8, 0)
+    train = write_rows(tmp_path / "train.jsonl", rows)
+    run = tmp_path / "run"
+    args = [f"model.path={tiny}", f"data.train={train}", "data.eval_fraction=0.25", "steps=3", "batch_size=8",
+            "optim.lr=1e-2", "model.lora.enabled=true", "model.lora.r=4", "model.gradient_checkpointing=true",
+            "prompt_template=r1_zero_short", f"logging.run_dir={run}", *FAST]
+    assert run_command("rm", args) == 0
+    final = run / "final"
+    assert (final / "model.safetensors").exists() and not (final / "adapter_config.json").exists()
+    s = json.loads((run / "summary.json").read_text())
+    assert s["final"]["eval/loss"] != s["before"][0]["eval/loss"]  # it trained
+    train_idx, _ = split_heldout(len(rows), 0.25, 0)
+    chosen = [rows[i] for i in train_idx]
+    r = get_verifier("reward_model", path=str(final)).raw_rewards(
+        [x["chosen"] for x in chosen], [Sample(prompt=raw[x["prompt"]]) for x in chosen])
+    assert abs(r.mean().item()) < 1e-4  # normalised over the train chosen responses
+    with pytest.raises(InputError, match="unknown template 'r1_zero_shrt'"):
+        run_command("rm", args[:-3] + ["prompt_template=r1_zero_shrt", f"logging.run_dir={tmp_path / 'r2'}", *FAST])
+
+
 def test_conversation_pairs_use_the_shared_turns_as_prompt(tiny):
     from transformers import AutoTokenizer
 
@@ -260,3 +293,25 @@ def test_shared_prompt_rewards_equal_the_full_sequences(tiny, tmp_path):
     (full[:3] - 2 * full[3:]).sum().backward()
     assert torch.allclose(rc, full[:3], atol=1e-5) and torch.allclose(rr, full[3:], atol=1e-5)
     assert all(torch.allclose(a, p.grad, atol=1e-5) for a, p in zip(shared, [p for p in model.parameters() if p.grad is not None]))
+
+
+def test_shared_prompt_rewards_match_when_pad_is_eos(tiny):
+    """Tokenizers without a pad token get pad = EOS, so the head skips trailing EOS tokens; an empty
+    reply (just EOS) then reads the prompt's last token, in training as in the verifier."""
+    import torch
+    from transformers import AutoTokenizer
+
+    from rlvr.preference import Example, pad_examples
+    from rlvr.trainers.reward import load_reward_model, pair_rewards
+
+    tok = AutoTokenizer.from_pretrained(tiny)
+    eos = int(tok.eos_token_id)
+    model = load_reward_model(tiny, tok)
+    model.config.pad_token_id = eos
+    for good, bad in (([8, 9, eos], [10, eos]), ([8, 9, eos], [eos])):  # the second: an empty rejected reply
+        pairs = [(Example([5, 6, 7] + good, [0] * 3 + [1] * len(good)), Example([5, 6, 7] + bad, [0] * 3 + [1] * len(bad)))]
+        with torch.no_grad():
+            rc, rr = pair_rewards(model, pairs, eos)
+            batch = pad_examples([pairs[0][0], pairs[0][1]], eos)
+            full = model(input_ids=batch["input_ids"], attention_mask=batch["attention_mask"], use_cache=False).logits[:, 0]
+        assert torch.allclose(torch.cat([rc, rr]), full, atol=1e-5), (good, bad, rc, rr, full)
