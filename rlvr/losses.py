@@ -311,12 +311,15 @@ def bradley_terry_loss(
 ) -> tuple[torch.Tensor, Metrics]:
     """Reward-model loss mean_p -log sigma(r_c - r_r - margin); (P,), (P,) -> ().
 
+    Metrics: ``accuracy`` (r_c > r_r) and ``margin``, the mean r_c - r_r (without the target margin,
+    so it is the same number as the held-out ``eval/margin``).
+
     >>> bradley_terry_loss(torch.tensor([0.0]), torch.tensor([0.0]))[0]
     tensor(0.6931)
     """
-    diff = r_chosen - r_rejected - (0.0 if margin is None else margin)
-    loss = -F.logsigmoid(diff).mean()
-    return loss, {"accuracy": (r_chosen > r_rejected).float().mean().item(), "margin": diff.mean().item()}
+    gap = r_chosen - r_rejected
+    loss = -F.logsigmoid(gap - (0.0 if margin is None else margin)).mean()
+    return loss, {"accuracy": (gap > 0).float().mean().item(), "margin": gap.mean().item()}
 
 
 def _pref_metrics(chosen_reward: torch.Tensor, rejected_reward: torch.Tensor) -> Metrics:
@@ -365,6 +368,9 @@ def simpo_loss(
     avg_logp_chosen: torch.Tensor, avg_logp_rejected: torch.Tensor, beta: float = 2.0, gamma: float = 0.5
 ) -> tuple[torch.Tensor, Metrics]:
     """SimPO (no reference): -log sigma(beta * avg_c - beta * avg_r - gamma), avg = mean token logprob.
+
+    gamma is the margin itself (the paper's gamma, TRL's CPO simpo_gamma), not the SimPO
+    repository's gamma_beta_ratio (= gamma / beta).
 
     >>> simpo_loss(torch.tensor([-1.0]), torch.tensor([-1.0]), beta=2.0, gamma=0.0)[0]
     tensor(0.6931)

@@ -178,7 +178,8 @@ def run_loop(
         rows, weights = [], []
         for micro in chunks(idx, cfg.optim.micro_batch_size):
             w = weight_fn(micro, idx) if weight_fn is not None else len(micro) / len(idx)
-            loss, metrics = loss_fn(micro)
+            with setup.autocast(cfg, model):
+                loss, metrics = loss_fn(micro)
             (loss * w).backward()
             rows.append({k: float(v) for k, v in metrics.items()})
             weights.append(w)

@@ -36,7 +36,7 @@ import torch
 from rlvr.advantages import masked_mean, ppo_advantages
 from rlvr.losses import adaptive_kl_coef, aggregate, kl_penalty, value_loss
 from rlvr.rollout import RolloutBatch, microbatch_weight, prefix_then_tails
-from rlvr.trainers.setup import build_optimizer
+from rlvr.trainers.setup import build_optimizer, disable_dropout
 
 __all__ = ["Critic", "ppo_step_advantages"]
 
@@ -54,9 +54,7 @@ class Critic:
             model = AutoModelForTokenClassification.from_pretrained(path, num_labels=1, dtype=torch.float32)
         except (OSError, ValueError) as e:
             raise ModelLoadError(f"critic.path={str(path)!r}: cannot load a value model from it: {e}") from None
-        for module in model.modules():  # values must not change between the rollout pass and the update
-            if isinstance(module, torch.nn.Dropout):
-                module.p = 0.0
+        disable_dropout(model)  # values must not change between the rollout pass and the update
         if getattr(model.config, "pad_token_id", None) is None:
             model.config.pad_token_id = 0
         model.train()

@@ -74,9 +74,10 @@ class DPOConfig:
     loss: LossName = "sigmoid"
     # Inverse temperature: DPO/IPO/cDPO/KTO beta (0.1 is usual); SimPO uses simpo_beta.
     beta: float = 0.1
-    # cDPO: the probability that a pair's label is flipped.
+    # cDPO (loss=cdpo only; the other variants ignore it): the probability that a pair's label is flipped.
     label_smoothing: float = 0.1
-    # SimPO: beta and target reward margin gamma.
+    # SimPO: beta and the target reward margin gamma, in reward units as in the paper and TRL's CPO
+    # (the SimPO repository's gamma_beta_ratio is gamma / beta).
     simpo_beta: float = 2.0
     simpo_gamma: float = 0.5
     # ORPO: weight of the odds-ratio term next to the chosen responses' NLL.
@@ -319,7 +320,7 @@ def train_dpo(cfg: DPOConfig, quiet: bool = False) -> dict[str, Any]:
     run_dir, logger = start_run(cfg, f"rlvr dpo ({cfg.loss})", quiet)
     path = setup.model_path(cfg, run_dir)
     model, tokenizer = setup.load_policy(path, cfg)
-    model.to(pick_device())
+    setup.disable_dropout(model).to(pick_device())  # as TRL: the policy is compared with a dropout-free reference
     data = _Data(cfg, model, tokenizer, path, Path(cfg.reference) if cfg.reference else path)
     if data.stats:
         logger.metrics(0, data.stats)

@@ -191,6 +191,7 @@ def load_reward_model(path: str | Path, tokenizer: Any, seed: int = 0, cfg: Any 
         torch.manual_seed(seed)
         model = AutoModelForSequenceClassification.from_pretrained(path, num_labels=1, dtype=torch.float32)
     model.config.pad_token_id = int(tokenizer.pad_token_id)
+    setup.disable_dropout(model)
     if cfg is not None:
         if cfg.model.gradient_checkpointing:
             model.gradient_checkpointing_enable()

@@ -68,6 +68,27 @@ def load_policy(path: Path, cfg: Any) -> tuple[Any, Any]:
     return model, tokenizer
 
 
+def autocast(cfg: Any, model: Any) -> Any:
+    """The forward's precision context for ``model.dtype``: bf16 autocast for "bfloat16" (CPU too) and
+    for "auto" on a CUDA device with bf16; otherwise fp32 (a no-op context). Weights stay fp32."""
+    import contextlib
+
+    device = next(model.parameters()).device
+    dtype = cfg.model.dtype
+    if dtype == "bfloat16" or (dtype == "auto" and device.type == "cuda" and torch.cuda.is_bf16_supported()):
+        return torch.autocast(device_type=device.type, dtype=torch.bfloat16)
+    return contextlib.nullcontext()
+
+
+def disable_dropout(model: Any) -> Any:
+    """Set every dropout probability to 0 (TRL's ``disable_dropout`` for DPO and reward models): a
+    comparison against a reference, or a value read twice, must not jitter between passes."""
+    for module in model.modules():
+        if isinstance(module, torch.nn.Dropout):
+            module.p = 0.0
+    return model
+
+
 def apply_lora(model: Any, cfg: Any, task_type: str) -> Any:
     """`model` wrapped in peft LoRA adapters when ``model.lora.enabled`` (else `model` itself).
     task_type SEQ_CLS (reward models) also trains and saves the new ``score`` head in full."""

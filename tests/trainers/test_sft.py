@@ -167,6 +167,25 @@ def has_digit(completion: str, sample: Sample) -> Score:
     return Score(reward=float(ok), passed=ok)
 
 
+@pytest.mark.parametrize("command", ["sft", "rm", "dpo"])
+def test_model_dtype_bfloat16_runs_the_forward_in_bf16_on_cpu(tiny, tmp_path, command):
+    """model.dtype=bfloat16 autocasts the training forward (CPU autocast too): the first step's loss
+    is the fp32 one up to bf16 rounding, not the same number."""
+    from tests.trainers.test_reward import verifier_pairs, write_rows
+
+    data = _arith_rows(tmp_path / "sft.jsonl", 32) if command == "sft" else \
+        write_rows(tmp_path / "pairs.jsonl", verifier_pairs("train", 12, 0))
+    first = {}
+    for dtype in ("float32", "bfloat16"):
+        run = tmp_path / dtype
+        assert run_command(command, [f"model.path={tiny}", f"data.train={data}", "steps=1", "batch_size=8",
+                                     f"model.dtype={dtype}", "logging.eval_every=0", f"logging.run_dir={run}", *FAST]) == 0
+        rows = [json.loads(x) for x in (run / "metrics.jsonl").read_text().splitlines()]
+        first[dtype] = next(r["loss"] for r in rows if r["step"] == 1)
+    assert first["bfloat16"] != first["float32"]
+    assert first["bfloat16"] == pytest.approx(first["float32"], rel=0.05)
+
+
 def test_rejection_sampling_keeps_only_verified_completions(tiny, tmp_path):
     run = tmp_path / "run"
     code = run_command(
