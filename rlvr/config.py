@@ -42,6 +42,7 @@ import dataclasses
 import difflib
 import enum
 import functools
+import re
 import types
 import typing
 from collections.abc import Callable, Mapping, Sequence
@@ -188,7 +189,12 @@ def _build(cls: type, node: _Node, path: str, base: Any, problems: list[str], ro
     try:
         return cls(**kwargs)
     except (TypeError, ValueError) as e:  # a __post_init__ check
-        problems.append(f"{node.where}: {path or cls.__name__}: {e}")
+        # point at the keys the message names (where they were set), else at the section
+        named = [k for k in (node.value if node.kind == "map" else {}) if re.search(rf"\b{re.escape(k)}\b", str(e))]
+        where = node.value[named[0]].where if named else node.where
+        also = [k for k in named[1:] if not str(node.value[k].where).startswith("preset ")]  # the user's keys
+        keys = f" ({', '.join(f'{k} set at {node.value[k].where}' for k in also)})" if also else ""
+        problems.append(f"{where}: {path or cls.__name__}: {e}{keys}")
         return _INVALID
 
 

@@ -235,3 +235,18 @@ def test_overlong_mask_and_penalty():
     out = shaped_rewards(get_preset("dapo"), T([[1.0, 1.0, 0.0]]), T([[16, 18, 20]]), max_new_tokens=20)
     torch.testing.assert_close(out, T([[1.0, 0.5, -1.0]]))
     assert torch.equal(shaped_rewards(get_preset("grpo"), T([[1.0]]), T([[20]]), 20), T([[1.0]]))
+
+
+def test_a_refused_algo_setting_points_at_the_line_that_set_it(tmp_path):
+    from rlvr.config import ConfigError
+    from rlvr.trainers.config import load_train_config
+
+    path = tmp_path / "run.yaml"
+    path.write_text("preset: ppo\nalgo:\n  kl_target: 0\n  gae_lambda: 3\n")
+    with pytest.raises(ConfigError) as e:
+        load_train_config(path, [])
+    msg = str(e.value)
+    assert f"{path}:3: algo: AlgoConfig 'ppo': kl_target=0.0 must be > 0" in msg
+    assert f"(gae_lambda set at {path}:4)" in msg
+    with pytest.raises(ConfigError, match=r"override 'algo.kl_target=0': algo: AlgoConfig 'ppo': kl_target=0.0"):
+        load_train_config(None, ["preset=ppo", "algo.kl_target=0"])
