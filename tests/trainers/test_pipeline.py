@@ -90,14 +90,19 @@ def test_bad_reference_names_file_line_stage_and_key(tmp_path: Path, ref: str, e
     assert expected in str(e.value).replace(str(tmp_path) + "/", "")
 
 
+def load_errors(tmp_path: Path, text: str) -> str:
+    """The ConfigError message of loading `text` as p.yaml, with the temporary directory cut."""
+    with pytest.raises(ConfigError) as e:
+        load_pipeline(write(tmp_path / "p.yaml", text))
+    return str(e.value).replace(str(tmp_path) + "/", "")
+
+
 def test_unknown_kind_stage_key_and_config_key_are_reported_together(tmp_path: Path) -> None:
     text = ("run_dir: r\nrequire_improvment: true\nstages:\n"
             "  a: {kind: sftt}\n"
             "  b:\n    kind: rm\n    confg: {}\n"
             "  c:\n    kind: dpo\n    config:\n      data: {train: x.jsonl}\n      stpes: 3\n")
-    with pytest.raises(ConfigError) as e:
-        load_pipeline(write(tmp_path / "p.yaml", text))
-    msg = str(e.value).replace(str(tmp_path) + "/", "")
+    msg = load_errors(tmp_path, text)
     assert "p.yaml:2: unknown key 'require_improvment'; did you mean 'require_improvement'?" in msg
     assert "p.yaml:4: stage 'a': kind: 'sftt' is not a stage kind; did you mean 'sft'?" in msg
     assert "p.yaml:7: stage 'b': unknown key 'confg'; did you mean 'config'?" in msg
@@ -175,9 +180,7 @@ def test_task_verifier_and_metric_typos_are_caught_at_load(tmp_path: Path) -> No
             "    config: {data: {train: x.jsonl}, from_verifier: {task: countdwn}}\n"
             "  ppo:\n    kind: train\n    config:\n      task:\n        name: arithmetc\n"
             "        verifiers: {lenght: 1.0}\n")
-    with pytest.raises(ConfigError) as e:
-        load_pipeline(write(tmp_path / "p.yaml", text))
-    msg = str(e.value).replace(str(tmp_path) + "/", "")
+    msg = load_errors(tmp_path, text)
     assert "p.yaml:4: stage 'rm': metrics: rm reports no 'eval/acuracy'; did you mean 'eval/accuracy'?" in msg
     assert "p.yaml:5: stage 'rm' (rm): from_verifier.task: unknown task 'countdwn'; did you mean 'countdown'?" in msg
     assert "p.yaml:10: stage 'ppo' (train): task.name: unknown task 'arithmetc'; did you mean 'arithmetic'?" in msg
