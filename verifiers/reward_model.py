@@ -9,8 +9,8 @@ What it does:
   ``ensemble.json``), a list of such directories, or any ``AutoModelForSequenceClassification``
   checkpoint with one label; the text scored is the sample's prompt rendered with ``template``
   (default: the template ``rlvr rm`` recorded, else ``"none"``), then the completion, then EOS,
-  exactly as ``rlvr rm`` tokenized its training pairs; rows longer than ``max_length`` lose the
-  prompt's start;
+  exactly as ``rlvr rm`` tokenized its training pairs; rows longer than ``max_length`` (default:
+  the ``data.max_length`` ``rlvr rm`` recorded, else 1024) lose the prompt's start;
 - reward = ``scale`` * mean over members of (head output - ``rlvr_reward_mean``), the mean that
   ``rlvr rm`` stored so demonstrations average 0 (``normalize=False`` uses the raw output);
   for an ensemble, ``info`` holds ``disagreement`` (the population std of the members' scaled
@@ -22,8 +22,8 @@ What it does:
   verifier on one item runs a batch of one, unless `prefetch` scored it already.
 
 With rule-based verifiers in `combine` (``combine({"math": 1.0, "rm": 0.5}, {"rm": ("reward_model",
-{"path": ...})})``): call `prefetch(verifier, completions, samples)` (this module's function, which
-reaches into a `Combined`) before scoring the batch, or use `score_many` here, which does both.
+{"path": ...})})``): `rlvr.scoring`'s in-process scorer calls `prefetch` (which reaches into a
+`Combined`) before the per-item calls, and `score_many` here scores a batch that way.
 Score with ``workers=0`` (`rlvr.scoring.Scorer(v, workers=0)`, ``scoring.workers: 0`` in a
 trainer config): a worker process would load its own copy of the model and score item by item.
 The model is loaded lazily on first use and is not pickled (a copy sent to a process reloads it).
@@ -77,7 +77,7 @@ class RewardModelVerifier:
         *,
         device: str = "auto",
         batch_size: int = 32,
-        max_length: int = 1024,
+        max_length: int | None = None,
         template: str | None = None,
         normalize: bool = True,
         scale: float = 1.0,
@@ -89,7 +89,7 @@ class RewardModelVerifier:
             path,
             device,
             int(batch_size),
-            int(max_length),
+            None if max_length is None else int(max_length),
         )
         self.template, self.normalize, self.scale, self.threshold = (
             template,
@@ -132,6 +132,8 @@ class RewardModelVerifier:
                 models.append(m)
             if self.template is None:
                 self.template = getattr(models[0].config, "rlvr_prompt_template", None) or "none"
+            if self.max_length is None:  # the length rlvr rm trained at, so the prompt is cut the same way
+                self.max_length = int(getattr(models[0].config, "rlvr_max_length", None) or 1024)
             self._models = models
         return self._models
 
@@ -176,12 +178,21 @@ class RewardModelVerifier:
         return out
 
     def score_many(self, completions: Sequence[str], samples: Sequence[Any]) -> list[Score]:
-        """Score a batch in forward passes of `batch_size` rows; one `Score` per completion, in order."""
+        """Score a batch in forward passes of `batch_size` rows; one `Score` per completion, in order.
+
+        Each distinct (prompt, completion) is scored once, so repeats (a GRPO group of identical
+        completions) get bit-identical rewards and count as tied.
+        """
         if len(completions) != len(samples):
             raise ValueError(f"reward_model: {len(completions)} completions but {len(samples)} samples")
         if not completions:
             return []
-        r = self.raw_rewards(completions, samples)  # (M, N)
+        samples = [s if isinstance(s, Sample) else Sample.from_row(s) for s in samples]
+        first: dict[tuple[str, str], int] = {}
+        where = [first.setdefault((s.prompt, c), len(first)) for c, s in zip(completions, samples)]
+        unique = sorted(first.items(), key=lambda kv: kv[1])
+        by_key = {(s.prompt, c): s for c, s in zip(completions, samples)}
+        r = self.raw_rewards([c for (_, c), _ in unique], [by_key[k] for k, _ in unique])[:, where]  # (M, N)
         mean = r.mean(0) * self.scale
         spread = r.std(0, unbiased=False) * abs(self.scale) if r.shape[0] > 1 else None
         scores = []
@@ -196,14 +207,14 @@ class RewardModelVerifier:
 
     def prefetch(self, completions: Sequence[str], samples: Sequence[Any]) -> None:
         """Score a batch now; the following per-item calls for these items return the cached Scores."""
-        self._cache = {}
+        self._cache = {}  # only this batch's scores are kept
         scores = self.score_many(completions, samples)
         for c, s, score in zip(completions, samples, scores):
             prompt = s.prompt if isinstance(s, Sample) else (s.get("prompt") or "")
             self._cache[(prompt, c)] = score
 
     def __call__(self, completion: str, sample: Sample) -> Score:
-        hit = self._cache.pop((sample.prompt, completion), None)
+        hit = self._cache.get((sample.prompt, completion))  # every repeat of an item hits, not only the first
         return hit if hit is not None else self.score_many([completion], [sample])[0]
 
     def __repr__(self) -> str:
@@ -233,5 +244,4 @@ def score_many(verifier: Any, completions: Sequence[str], samples: Sequence[Any]
     verifier = resolve_verifier(verifier)
     if hasattr(verifier, "score_many"):
         return verifier.score_many(completions, samples)
-    prefetch(verifier, completions, samples)
-    return list(score_batch(verifier, completions, samples, workers=0))
+    return list(score_batch(verifier, completions, samples, workers=0))  # the in-process scorer prefetches

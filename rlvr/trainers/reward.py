@@ -348,6 +348,7 @@ def train_reward_model(cfg: RewardConfig, quiet: bool = False) -> dict[str, Any]
     for m, d in zip(models, dirs):
         if template is not None:
             m.config.rlvr_prompt_template = template
+        m.config.rlvr_max_length = cfg.data.max_length  # the verifier cuts prompts at the same length
         d.mkdir(parents=True, exist_ok=True)
         m.save_pretrained(d, safe_serialization=True)
         tokenizer.save_pretrained(d)

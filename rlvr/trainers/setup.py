@@ -163,9 +163,12 @@ def task_verifier(task: Any, tcfg: Any) -> Any:
         raise VerifierError(f"task.primary={primary!r} is not one of the verifiers {sorted(weights)}")
     for k in weights:  # fail here, with the option named, rather than in every scoring worker
         try:
-            resolve_verifier((k, options.get(k, {})))
+            built = resolve_verifier((k, options.get(k, {})))
         except (TypeError, ValueError) as e:
             raise VerifierError(f"task.verifier_options.{k}: {e}") from None
+        if k == primary and hasattr(built, "prefetch") and getattr(built, "threshold", 0) is None:
+            log.warning("task.primary is %r, a learned reward without a threshold: it passes nothing, so accuracy "
+                        "will read 0; set task.primary to a rule-based verifier (e.g. math at weight 0)", k)
     return combine(weights, {k: (k, options.get(k, {})) for k in weights}, primary=primary)
 
 

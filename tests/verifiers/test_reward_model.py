@@ -87,8 +87,8 @@ def test_combined_with_a_rule_based_verifier(rms):
     for s, r, ok in zip(out, rm_alone, math_ok):
         assert s.reward == pytest.approx(float(ok) + 0.5 * r.reward, abs=1e-5)
         assert s.passed is ok and s.info["passed"]["rm"] is None
-    # the learned component was scored as one batch: the cache is drained by the per-item calls
-    assert mixed._verifiers()["rm"]._cache == {}
+    # the learned component was scored as one batch, whose scores (only) stay cached until the next one
+    assert sorted(mixed._verifiers()["rm"]._cache) == sorted((s.prompt, t) for t, s in zip(TEXTS, SAMPLES))
 
 
 def test_pickles_without_the_model(rms):
@@ -110,3 +110,54 @@ def test_rejects_a_multi_label_classifier(tmp_path, rms):
     with pytest.raises(ValueError, match="has 3 labels"):
         get_verifier("reward_model", path=str(tmp_path / "cls3")).score_many(TEXTS[:1], SAMPLES[:1])
     assert torch.is_tensor(get_verifier("reward_model", path=str(rms[0])).raw_rewards(TEXTS, SAMPLES))
+
+
+def test_repeated_completions_score_identically_and_once(rms, monkeypatch):
+    """A GRPO group of identical completions must tie exactly (a 1e-7 difference from a batch of one
+    would become a non-zero advantage): each distinct (prompt, completion) is scored once, and after
+    a prefetch every repeat of an item hits the cache, not only the first."""
+    from rlvr.scoring import score_batch
+    from rlvr.verifiers.reward_model import RewardModelVerifier
+
+    rows_seen: list[int] = []
+    real = RewardModelVerifier.raw_rewards
+    monkeypatch.setattr(RewardModelVerifier, "raw_rewards",
+                        lambda self, c, s: rows_seen.append(len(c)) or real(self, c, s))
+    texts = [TEXTS[0]] * 4 + [TEXTS[2]] * 3
+    samples = [SAMPLES[0]] * 7
+    v = combine({"math": 1.0, "rm": 0.5}, {"rm": ("reward_model", {"path": str(rms[0]), "batch_size": 3})})
+    scores = list(score_batch(v, texts, samples, workers=0))
+    assert len({s.reward for s in scores[:4]}) == 1 and len({s.reward for s in scores[4:]}) == 1  # exact ties
+    assert rows_seen == [2]  # one forward pass over the two distinct rows; no batch-of-one rescoring
+    rm = get_verifier("reward_model", path=str(rms[0]))
+    assert [s.reward for s in rm.score_many(texts, samples)] == [s.info["rewards"]["rm"] for s in scores]
+
+
+def test_max_length_defaults_to_what_rlvr_rm_recorded(rms, tmp_path):
+    from transformers import AutoModelForSequenceClassification, AutoTokenizer
+
+    src = tmp_path / "rm"
+    model = AutoModelForSequenceClassification.from_pretrained(rms[0])
+    model.config.rlvr_max_length = 6
+    model.save_pretrained(src)
+    AutoTokenizer.from_pretrained(rms[0]).save_pretrained(src)
+    v = get_verifier("reward_model", path=str(src))
+    v._load()
+    assert v.max_length == 6 and len(v._ids(TEXTS[0], SAMPLES[0])) == 6
+    assert get_verifier("reward_model", path=str(rms[0]), max_length=9).max_length == 9
+
+
+def test_train_warns_when_a_learned_reward_is_the_accuracy(caplog):
+    from rlvr.tasks import get_task
+    from rlvr.trainers.config import TaskConfig
+    from rlvr.trainers.setup import task_verifier
+
+    task = get_task("arithmetic", level=1, n=10, n_test=10)
+    opts = {"reward_model": {"path": "never/loaded"}}  # built lazily: nothing is read here
+    with caplog.at_level("WARNING", logger="rlvr.train"):
+        task_verifier(task, TaskConfig(verifiers={"reward_model": 1.0, "math": 0.0}, verifier_options=opts))
+    assert "accuracy will read 0" in caplog.text
+    caplog.clear()
+    with caplog.at_level("WARNING", logger="rlvr.train"):
+        task_verifier(task, TaskConfig(verifiers={"reward_model": 1.0, "math": 0.0}, verifier_options=opts, primary="math"))
+    assert caplog.text == ""
