@@ -73,8 +73,32 @@ def _merge(base: _Node | None, top: _Node) -> _Node:
     return _Node(out, base.where, "map", implicit=base.implicit and top.implicit)
 
 
+SHIPPED = Path(__file__).resolve().parent / "configs"
+
+
+def locate(path: Path) -> Path:
+    """`path` if it exists, else the shipped config it names, so the documented commands work from
+    any directory and after a pip install: ``rlvr/configs/ppo_demo.yaml``, ``ppo_demo.yaml``,
+    ``ppo_demo``, ``pipelines/sft_dpo.yaml`` and ``sft_dpo`` all find the file in `SHIPPED`."""
+    return path if path.exists() else (shipped(path.as_posix()) or path)
+
+
+def shipped(text: str) -> Path | None:
+    """The shipped config named by `text` (see `locate`), or None."""
+    rel = text.split("rlvr/configs/", 1)[1] if "rlvr/configs/" in text else text
+    if Path(rel).is_absolute():
+        return None
+    for name in [rel] if rel.endswith((".yaml", ".yml")) else [rel, rel + ".yaml"]:
+        for candidate in (SHIPPED / name, SHIPPED / "pipelines" / name):
+            if candidate.is_file():
+                return candidate
+    return None
+
+
 def _read_yaml(path: Path, problems: list[str], seen: tuple[Path, ...] = ()) -> _Node | None:
-    """One YAML file as a raw tree, with the files it ``extends`` merged underneath (None: unreadable)."""
+    """One YAML file as a raw tree, with the files it ``extends`` merged underneath (None: unreadable).
+    A missing path falls back to a shipped config of that name (`locate`)."""
+    path = locate(path)
     label = str(path)
     try:
         text = path.read_text(encoding="utf-8")
@@ -106,6 +130,8 @@ def _read_yaml(path: Path, problems: list[str], seen: tuple[Path, ...] = ()) -> 
             problems.append(f"{b.where}: 'extends' takes a file path or a list of them")
             return None
         bpath = (path.parent / b.value).resolve()
+        if not bpath.exists():  # `extends: ppo_demo.yaml` from a user's own file: the shipped one
+            bpath = (shipped(b.value) or bpath).resolve()
         if bpath in seen or bpath == path.resolve():
             problems.append(f"{b.where}: 'extends' cycle through {b.value}")
             return None

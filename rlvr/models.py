@@ -14,12 +14,14 @@ Try it::
 
 from __future__ import annotations
 
+import contextlib
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 from rlvr.io import InputError
 
-__all__ = ["ModelLoadError", "load_model_and_tokenizer", "resolve_model_path"]
+__all__ = ["ModelLoadError", "load_model_and_tokenizer", "quiet_new_head", "resolve_model_path"]
 
 
 class ModelLoadError(InputError):
@@ -62,3 +64,17 @@ def load_model_and_tokenizer(path: str | Path, *, dtype: str = "float32", paddin
     if tokenizer.pad_token_id is None:
         tokenizer.pad_token = tokenizer.eos_token
     return model, tokenizer
+
+
+@contextlib.contextmanager
+def quiet_new_head() -> Iterator[None]:
+    """Silence transformers' load report while a head is added on purpose (a reward model's or a
+    critic's fresh ``score`` layer is "missing" from a causal LM checkpoint by design)."""
+    from transformers.utils import logging as hf_logging
+
+    before = hf_logging.get_verbosity()
+    hf_logging.set_verbosity_error()
+    try:
+        yield
+    finally:
+        hf_logging.set_verbosity(before)

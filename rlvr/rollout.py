@@ -25,6 +25,8 @@ Try it::
 
 from __future__ import annotations
 
+import functools
+import inspect
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -148,14 +150,28 @@ def prefix_then_tails(model: Any, batch: RolloutBatch, rows: slice, g: int, **he
         raise ValueError(f"shared-prefix forward needs whole groups: {ids.shape[0]} rows, group size {g}")
     config = getattr(getattr(model, "module", model), "config", None)
     cache = DynamicCache(config=config)
+    kw = _cache_kwarg(model)
     head = model(input_ids=ids[::g, :p_width], attention_mask=attn[::g, :p_width], position_ids=pos[::g, :p_width],
-                 past_key_values=cache, use_cache=True, **head_kwargs)
+                 **{kw: cache}, use_cache=True, **head_kwargs)
     for layer in cache.layers:  # (n/G, heads, P, d) -> (n, heads, P, d)
         layer.keys = layer.keys.repeat_interleave(g, 0)
         layer.values = layer.values.repeat_interleave(g, 0)
     tail = model(input_ids=ids[:, p_width:], attention_mask=attn, position_ids=pos[:, p_width:],
-                 past_key_values=cache, use_cache=True)
+                 **{kw: cache}, use_cache=True)
     return head, tail
+
+
+def _cache_kwarg(model: Any) -> str:
+    """The forward keyword that takes a KV cache: ``cache`` (transformers >= 5.2x, where
+    ``past_key_values`` is deprecated) or ``past_key_values`` (older releases)."""
+    m = getattr(model, "module", model)  # DDP
+    m = m.get_base_model() if hasattr(m, "get_base_model") else m  # peft
+    return _forward_cache_kwarg(type(m))
+
+
+@functools.cache
+def _forward_cache_kwarg(cls: type) -> str:
+    return "cache" if "cache" in inspect.signature(cls.forward).parameters else "past_key_values"
 
 
 def microbatch_weight(mode: str, mask: torch.Tensor, rows: slice, total_rows: int) -> float:

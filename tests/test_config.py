@@ -291,3 +291,23 @@ def test_list_of_dataclasses_and_optional_section(tmp_path):
     cfg = load_config(Mix, None, ["tasks=[{name: gsm8k}, {name: math, weight: 0.5}]", "algo.clip_high=0.3"])
     assert cfg.tasks == [Task("gsm8k"), Task("math", 0.5)] and cfg.algo == Algo(clip_high=0.3)
     assert load_config(Mix, None, ["algo=null"]).algo is None
+
+
+def test_shipped_configs_are_found_from_any_directory(tmp_path, monkeypatch):
+    """The documented commands (`rlvr train rlvr/configs/ppo_demo.yaml`, `rlvr pipeline
+    rlvr/configs/pipelines/sft_dpo.yaml`, `extends: ppo_demo.yaml`) work outside the checkout."""
+    from rlvr.pipeline import load_pipeline
+    from rlvr.trainers.config import load_train_config
+
+    monkeypatch.chdir(tmp_path)
+    for name in ("rlvr/configs/ppo_demo.yaml", "ppo_demo.yaml", "ppo_demo"):
+        assert load_train_config(name, []).algo.name == "ppo", name
+    (tmp_path / "mine.yaml").write_text("extends: ppo_demo.yaml\nsteps: 3\n")
+    cfg = load_train_config(tmp_path / "mine.yaml", [])
+    assert (cfg.steps, cfg.algo.kl_target) == (3, 1.0)
+    assert [s.name for s in load_pipeline("rlvr/configs/pipelines/sft_dpo.yaml").stages] == ["demos", "sft", "dpo"]
+    assert load_pipeline("sft_dpo").stages[-1].kind == "dpo"
+    (tmp_path / "ppo_demo.yaml").write_text("steps: 7\n")  # a file of the user's own wins
+    assert load_train_config("ppo_demo.yaml", []).steps == 7
+    with pytest.raises(ConfigError, match="nope.yaml: config file not found"):
+        load_train_config("nope.yaml", [])

@@ -47,11 +47,12 @@ class Critic:
     def __init__(self, path: str | Path, cfg: Any, acc: Any, total_updates: int):
         from transformers import AutoModelForTokenClassification
 
-        from rlvr.models import ModelLoadError
+        from rlvr.models import ModelLoadError, quiet_new_head
 
         self.cfg, self.acc = cfg, acc
         try:
-            model = AutoModelForTokenClassification.from_pretrained(path, num_labels=1, dtype=torch.float32)
+            with quiet_new_head():  # the value head is new unless critic.path is a reward model
+                model = AutoModelForTokenClassification.from_pretrained(path, num_labels=1, dtype=torch.float32)
         except (OSError, ValueError) as e:
             raise ModelLoadError(f"critic.path={str(path)!r}: cannot load a value model from it: {e}") from None
         disable_dropout(model)  # values must not change between the rollout pass and the update

@@ -187,7 +187,9 @@ def load_reward_model(path: str | Path, tokenizer: Any, seed: int = 0, cfg: Any 
     on the backbone, the head trained in full; the saved model has the adapters merged in)."""
     from transformers import AutoModelForSequenceClassification
 
-    with torch.random.fork_rng():
+    from rlvr.models import quiet_new_head
+
+    with torch.random.fork_rng(), quiet_new_head():  # the score head is new by design
         torch.manual_seed(seed)
         model = AutoModelForSequenceClassification.from_pretrained(path, num_labels=1, dtype=torch.float32)
     model.config.pad_token_id = int(tokenizer.pad_token_id)
