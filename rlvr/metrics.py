@@ -115,7 +115,9 @@ class RunLogger:
             self._wandb.log(row, step=step)
 
     def rollouts(self, step: int, records: Iterable[Mapping[str, Any]]) -> None:
-        self._append("rollouts", ({"step": step, **r} for r in records))
+        rows = [{"step": step, **r} for r in records]
+        if rows:  # no empty rollouts.jsonl when rollouts are not logged (logging.rollouts: false)
+            self._append("rollouts", rows)
 
     def alarm(self, step: int, record: Mapping[str, Any]) -> None:
         self._append("alarms", [{"step": step, **record}])

@@ -90,8 +90,8 @@ KINDS: dict[str, Kind] = {
     "rm": Kind("rlvr.trainers.reward.RewardConfig", "rlvr.commands.rm", metrics=("eval/accuracy",),
                known=("eval/accuracy", "eval/loss", "eval/margin", "eval/disagreement")),
     # DPO's judged default is the held-out loss: it starts at log 2 (policy = reference) and falls only
-    # when held-out pairs move the right way. Reward accuracy starts at 0 by construction (every
-    # implicit reward is 0, a tie counts as wrong), so any update at all would "improve" it.
+    # when held-out pairs move the right way. Reward accuracy starts as float noise (every implicit
+    # reward is 0 up to rounding), so judging it would test nothing.
     "dpo": Kind("rlvr.trainers.dpo.DPOConfig", "rlvr.commands.dpo", metrics=("eval/loss",), known=_DPO_METRICS),
     "train": Kind("rlvr.trainers.config.TrainConfig", "rlvr.commands.train", metrics=("eval/accuracy",),
                   presets="rlvr.presets.preset_tree", known=("eval/accuracy",)),

@@ -86,7 +86,8 @@ def split_heldout(n: int, fraction: float, seed: int) -> tuple[list[int], list[i
 
 def _text(row: dict, field: str, where: str, *, allow_messages: bool = False) -> Any:
     if field not in row or row[field] is None:
-        raise InputError(f"{where}: field {field!r} is missing (columns: {', '.join(sorted(row))})")
+        present = sorted(k for k, v in row.items() if v is not None)  # a table fills absent fields with None
+        raise InputError(f"{where}: field {field!r} is missing (this row has: {', '.join(present) or 'nothing'})")
     value = row[field]
     if isinstance(value, str):
         return value

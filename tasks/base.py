@@ -203,7 +203,7 @@ def rows_to_samples(
             col = columns.get(f, f)
             present = col in row and row[col] is not None
             if not present and f in required:
-                have = ", ".join(sorted(row)) or "none"
+                have = ", ".join(sorted(k for k, v in row.items() if v is not None)) or "none"  # a table pads with None
                 raise TaskDataError(f"{where(i)}: missing field {col!r} (for Sample.{f}; columns: {have})")
             if present:
                 try:

@@ -40,9 +40,8 @@ def run(args: argparse.Namespace) -> int:
         ("eval/accuracy", "held-out task accuracy"),
     ):
         if key in s["after"]:
-            print(
-                f"rlvr dpo: {label} {s['before'].get(key, float('nan')):.4f} -> {s['after'][key]:.4f}",
-                file=sys.stderr,
-            )
+            fmt = "{:.1%}" if "accuracy" in key else "{:.4f}"  # accuracies as sft and rm print them
+            before, after = fmt.format(s["before"].get(key, float("nan"))), fmt.format(s["after"][key])
+            print(f"rlvr dpo: {label} {before} -> {after}", file=sys.stderr)
     print(f"rlvr dpo: model saved to {s['model']}", file=sys.stderr)
     return 0

@@ -82,7 +82,7 @@ def test_bad_pair_rows_name_file_line_and_field(tiny, tmp_path):
         tmp_path / "pairs.jsonl",
         [{"prompt": "a", "chosen": "b", "rejected": "c"}, {"prompt": "a", "chosen": "b"}],
     )
-    with pytest.raises(InputError, match=r"pairs\.jsonl:2: field 'rejected' is missing"):
+    with pytest.raises(InputError, match=r"pairs\.jsonl:2: field 'rejected' is missing \(this row has: chosen, prompt\)"):
         run_command(
             "rm", [f"model.path={tiny}", f"data.train={bad}", f"logging.run_dir={tmp_path / 'r'}", *FAST]
         )
