@@ -25,6 +25,23 @@ def _by_step(path) -> dict[int, dict]:
     return out
 
 
+def _kill_after_first_checkpoint(cmd: list[str], run_dir, steps: int) -> int:
+    """Start `cmd`, SIGKILL it once its first checkpoint is complete; the step it was killed after."""
+    proc = subprocess.Popen(cmd, env=env(), stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+    latest = run_dir / "checkpoints" / "latest"
+    deadline = time.monotonic() + 240
+    while not latest.exists() and proc.poll() is None and time.monotonic() < deadline:
+        time.sleep(0.01)
+    assert proc.poll() is None, f"the run ended before it could be killed:\n{proc.stderr.read()[-3000:]}"
+    os.kill(proc.pid, signal.SIGKILL)
+    proc.wait()
+    assert proc.returncode == -signal.SIGKILL
+    assert not (run_dir / "summary.json").exists()  # it really died before finishing
+    killed_at = int(latest.read_text().strip().split("-")[1])
+    assert killed_at < steps
+    return killed_at
+
+
 def test_kill_9_then_resume_matches_uninterrupted_run(tmp_path, tiny_model_dir):
     steps = 16
     full_dir, cut_dir = tmp_path / "full", tmp_path / "cut"
@@ -32,19 +49,7 @@ def test_kill_9_then_resume_matches_uninterrupted_run(tmp_path, tiny_model_dir):
     cut_cfg = write_config(tmp_path / "cut.yaml", small_config(cut_dir, tiny_model_dir, steps=steps))
 
     # The interrupted run: SIGKILL as soon as its first checkpoint is complete (mid-way through a step).
-    proc = subprocess.Popen(rlvr_cmd("train", str(cut_cfg)), env=env(), stdout=subprocess.DEVNULL,
-                            stderr=subprocess.PIPE, text=True)
-    latest = cut_dir / "checkpoints" / "latest"
-    deadline = time.monotonic() + 240
-    while not latest.exists() and proc.poll() is None and time.monotonic() < deadline:
-        time.sleep(0.02)
-    assert proc.poll() is None, f"the run ended before it could be killed:\n{proc.stderr.read()[-3000:]}"
-    os.kill(proc.pid, signal.SIGKILL)
-    proc.wait()
-    assert proc.returncode == -signal.SIGKILL
-    assert not (cut_dir / "summary.json").exists()  # it really died before finishing
-    killed_at = int(latest.read_text().strip().split("-")[1])
-    assert killed_at < steps
+    killed_at = _kill_after_first_checkpoint(rlvr_cmd("train", str(cut_cfg)), cut_dir, steps)
 
     run(rlvr_cmd("train", str(cut_cfg), "--resume"))
     run(rlvr_cmd("train", str(full_cfg)))
@@ -62,22 +67,6 @@ def test_kill_9_then_resume_matches_uninterrupted_run(tmp_path, tiny_model_dir):
     assert len(rows) == steps * 4 * 4
     assert json.loads((cut_dir / "summary.json").read_text())["weight_fingerprints"] == \
         json.loads((full_dir / "summary.json").read_text())["weight_fingerprints"]
-
-
-def _kill_after_first_checkpoint(cmd: list[str], run_dir, steps: int) -> int:
-    """Start `cmd`, SIGKILL it once its first checkpoint is complete; the step it was killed after."""
-    proc = subprocess.Popen(cmd, env=env(), stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
-    latest = run_dir / "checkpoints" / "latest"
-    deadline = time.monotonic() + 240
-    while not latest.exists() and proc.poll() is None and time.monotonic() < deadline:
-        time.sleep(0.01)
-    assert proc.poll() is None, f"the run ended before it could be killed:\n{proc.stderr.read()[-3000:]}"
-    os.kill(proc.pid, signal.SIGKILL)
-    proc.wait()
-    assert not (run_dir / "summary.json").exists()  # it really died before finishing
-    killed_at = int(latest.read_text().strip().split("-")[1])
-    assert killed_at < steps
-    return killed_at
 
 
 @pytest.mark.parametrize("command", ["sft", "rm", "dpo"])
