@@ -213,8 +213,8 @@ def _check_names(cfg: Any, cnode: _Node, stage: str, kind: str) -> list[str]:
                 problems.append(f"{_node_where(cnode, dotted)}: stage {stage!r} ({kind}): {dotted}: unknown task "
                                 f"{value!r}{_close(value, tasks)} (known: {', '.join(tasks)})")
             elif f.name == "verifiers" and isinstance(value, dict):
-                problems.extend(f"{_node_where(cnode, dotted + '.' + v)}: stage {stage!r} ({kind}): {dotted}: unknown "
-                             f"verifier {v!r}{_close(v, verifiers)} (known: {', '.join(verifiers)})"
+                problems.extend(f"{_node_where(cnode, dotted + '.' + v)}: stage {stage!r} ({kind}): {dotted}: "
+                                f"unknown verifier {v!r}{_close(v, verifiers)} (known: {', '.join(verifiers)})"
                                 for v in value if v not in verifiers)
             elif dataclasses.is_dataclass(value):
                 walk(value, dotted + ".")

@@ -188,11 +188,14 @@ class RewardModelVerifier:
         if not completions:
             return []
         samples = [s if isinstance(s, Sample) else Sample.from_row(s) for s in samples]
-        first: dict[tuple[str, str], int] = {}
-        where = [first.setdefault((s.prompt, c), len(first)) for c, s in zip(completions, samples)]
-        unique = sorted(first.items(), key=lambda kv: kv[1])
-        by_key = {(s.prompt, c): s for c, s in zip(completions, samples)}
-        r = self.raw_rewards([c for (_, c), _ in unique], [by_key[k] for k, _ in unique])[:, where]  # (M, N)
+        distinct: dict[tuple[str, str], int] = {}  # (prompt, completion) -> its row among the distinct ones
+        rows_c, rows_s = [], []
+        for c, s in zip(completions, samples):
+            if distinct.setdefault((s.prompt, c), len(rows_c)) == len(rows_c):
+                rows_c.append(c)
+                rows_s.append(s)
+        where = [distinct[(s.prompt, c)] for c, s in zip(completions, samples)]
+        r = self.raw_rewards(rows_c, rows_s)[:, where]  # (M, N)
         mean = r.mean(0) * self.scale
         spread = r.std(0, unbiased=False) * abs(self.scale) if r.shape[0] > 1 else None
         scores = []

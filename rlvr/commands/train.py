@@ -46,9 +46,8 @@ def run(args: argparse.Namespace) -> int:
     path, overrides = split_config_args(args.config or [])
     if args.preset:
         overrides.insert(0, f"preset={args.preset}")
-    if path is None:
-        preset_demo = DEMO_CONFIG.with_name(f"{args.preset}_demo.yaml")
-        path = str(preset_demo) if args.preset and preset_demo.exists() else None
+    if path is None and args.preset and DEMO_CONFIG.with_name(f"{args.preset}_demo.yaml").exists():
+        path = str(DEMO_CONFIG.with_name(f"{args.preset}_demo.yaml"))  # e.g. ppo_demo.yaml, its KL on
     cfg = load_train_config(path if path is not None else DEMO_CONFIG, overrides)
     if args.print_config:
         print_config(cfg)

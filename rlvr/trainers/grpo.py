@@ -96,7 +96,7 @@ def _collect(ctx: Any, state: dict[str, Any]) -> tuple[list[dict[str, Any]], dic
         for g in groups:
             flat = bool(zero_variance(g["rewards"][None])[0])
             (spare if flat or len(kept) >= quota else kept).append(g)
-        missing = torch.tensor([float(quota - len(kept))])
+        missing = torch.tensor([float(quota - len(kept))], device=acc.device)  # NCCL reduces device tensors only
         if acc.reduce(missing, "sum").item() == 0 or rounds > algo.dynamic_sampling_rounds:
             break
     filler = quota - len(kept)  # still short after the extra rounds: pad with tied groups (A = 0)
@@ -326,7 +326,8 @@ def train(cfg: TrainConfig, *, resume: bool = False, config_yaml: str | None = N
             if cfg.rollout.backend != "hf":
                 ctx.sampler.update_weights(acc.unwrap_model(ctx.model))
             metrics = _step_metrics(seen, {**extra, **train_metrics})
-            metrics = {k: acc.reduce(torch.tensor(v, dtype=torch.float64), "mean").item() for k, v in sorted(metrics.items())}
+            metrics = {k: acc.reduce(torch.tensor(v, dtype=torch.float64, device=acc.device), "mean").item()
+                       for k, v in sorted(metrics.items())}
             records = _rollout_records(seen) if cfg.logging.rollouts else []
             if acc.num_processes > 1 and records:
                 from accelerate.utils import gather_object
@@ -336,7 +337,7 @@ def train(cfg: TrainConfig, *, resume: bool = False, config_yaml: str | None = N
                             "time/train": time.perf_counter() - t1, "time/step": time.perf_counter() - t0})
             out_of_time = deadline is not None and time.monotonic() > deadline
             if acc.num_processes > 1:  # every rank stops at the same step
-                out_of_time = bool(acc.reduce(torch.tensor(float(out_of_time)), "max").item())
+                out_of_time = bool(acc.reduce(torch.tensor(float(out_of_time), device=acc.device), "max").item())
             # the last step evaluates, also when max_minutes ends the run early (the held-out "after")
             if cfg.logging.eval_every and (step % cfg.logging.eval_every == 0 or step == cfg.steps or out_of_time):
                 metrics.update(run_eval(step))

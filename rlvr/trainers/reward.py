@@ -301,10 +301,13 @@ def _train_member(
 
 def train_reward_model(cfg: RewardConfig, quiet: bool = False) -> dict[str, Any]:
     """Train the reward model (or ensemble) as configured; returns the summary (also ``summary.json``)."""
-    if cfg.prompt_template is not None:
-        from rlvr.templates import get_template
+    if cfg.prompt_template is not None:  # an unknown name is an error before anything runs
+        from rlvr.templates import TemplateError, get_template
 
-        get_template(cfg.prompt_template)  # an unknown name is an error before anything runs
+        try:
+            get_template(cfg.prompt_template)
+        except TemplateError as e:
+            raise TemplateError(f"prompt_template: {e}") from None
     run_dir, logger = start_run(cfg, "rlvr rm", quiet)
     path = setup.model_path(cfg, run_dir)
     from transformers import AutoTokenizer
@@ -319,8 +322,8 @@ def train_reward_model(cfg: RewardConfig, quiet: bool = False) -> dict[str, Any]
         policy = AutoModelForCausalLM.from_pretrained(path, dtype=torch.float32).to(pick_device())
     train, held, stats = load_pair_data(cfg, tokenizer, policy)
     del policy
-    template = cfg.prompt_template or stats.pop("template", None)
-    stats.pop("template", None)
+    recorded = stats.pop("template", None)  # the task template --from-verifier rendered prompts with
+    template = cfg.prompt_template or recorded
     if stats:
         logger.metrics(0, stats)
     models, firsts, lasts = [], [], []

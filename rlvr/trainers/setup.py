@@ -82,10 +82,14 @@ def autocast(cfg: Any, model: Any) -> Any:
 
 def disable_dropout(model: Any) -> Any:
     """Set every dropout probability to 0 (TRL's ``disable_dropout`` for DPO and reward models): a
-    comparison against a reference, or a value read twice, must not jitter between passes."""
+    comparison against a reference, or a value read twice, must not jitter between passes. Besides
+    ``nn.Dropout`` modules this zeroes the float ``attention_dropout`` that transformers attention
+    layers (Qwen2, Llama, ...) pass to the attention kernel in training mode."""
     for module in model.modules():
         if isinstance(module, torch.nn.Dropout):
             module.p = 0.0
+        if isinstance(getattr(module, "attention_dropout", None), float):
+            module.attention_dropout = 0.0
     return model
 
 

@@ -148,6 +148,7 @@ def test_rs_sft_grpo_chain_improves_every_stage(tmp_path: Path) -> None:
     proc, summary = run_pipeline_cli("rs_sft_grpo", tmp_path / "run")
     check_every_stage_improved(proc, summary, ["rs_sft", "grpo"])
     assert (tmp_path / "run" / "grpo" / "final" / "config.json").exists()  # the last checkpoint's model
+    assert not (tmp_path / "run" / "grpo" / "rollouts.jsonl").exists()  # logging.rollouts: false, no empty file
     # --resume: every stage has its summary, so nothing runs again and the table is the same
     again, summary2 = run_pipeline_cli("rs_sft_grpo", tmp_path / "run", "--resume")
     assert again.returncode == 0 and "finished, skipped" in again.stderr

@@ -211,7 +211,7 @@ def test_rm_with_lora_and_gradient_checkpointing_saves_a_plain_model(tiny, tmp_p
     r = get_verifier("reward_model", path=str(final)).raw_rewards(
         [x["chosen"] for x in chosen], [Sample(prompt=raw[x["prompt"]]) for x in chosen])
     assert abs(r.mean().item()) < 1e-4  # normalised over the train chosen responses
-    with pytest.raises(InputError, match="unknown template 'r1_zero_shrt'"):
+    with pytest.raises(InputError, match="prompt_template: unknown template 'r1_zero_shrt'; did you mean 'r1_zero_short'"):
         run_command("rm", args[:-3] + ["prompt_template=r1_zero_shrt", f"logging.run_dir={tmp_path / 'r2'}", *FAST])
 
 
@@ -315,3 +315,27 @@ def test_shared_prompt_rewards_match_when_pad_is_eos(tiny):
             batch = pad_examples([pairs[0][0], pairs[0][1]], eos)
             full = model(input_ids=batch["input_ids"], attention_mask=batch["attention_mask"], use_cache=False).logits[:, 0]
         assert torch.allclose(torch.cat([rc, rr]), full, atol=1e-5), (good, bad, rc, rr, full)
+
+
+def test_reward_models_train_without_dropout(tiny, tmp_path):
+    """A Qwen2 with attention dropout: in train mode the reward model gives the same reward twice
+    (dropout is off, as TRL's disable_dropout), while the same model left as loaded does not."""
+    import torch
+    from transformers import AutoConfig, AutoModelForSequenceClassification, AutoTokenizer
+
+    from rlvr.trainers.reward import load_reward_model
+
+    config = AutoConfig.from_pretrained(tiny)
+    config.attention_dropout = 0.5
+    src = tmp_path / "dropout-lm"
+    config.num_labels = 1
+    AutoModelForSequenceClassification.from_pretrained(tiny, config=config).save_pretrained(src)
+    tok = AutoTokenizer.from_pretrained(tiny)
+    tok.save_pretrained(src)
+    ids = torch.tensor([tok("Q: 12 + 30 = 42, the river city", add_special_tokens=False)["input_ids"]])
+    with torch.no_grad():
+        plain = AutoModelForSequenceClassification.from_pretrained(src, num_labels=1).train()
+        plain.config.pad_token_id = tok.pad_token_id
+        assert not torch.equal(plain(input_ids=ids).logits, plain(input_ids=ids).logits)  # dropout acts
+        rm = load_reward_model(src, tok).train()
+        assert torch.equal(rm(input_ids=ids).logits, rm(input_ids=ids).logits)
