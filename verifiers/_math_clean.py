@@ -39,6 +39,7 @@ _SUBS: list[tuple[re.Pattern[str], str]] = [
         (r"\\[dt]binom(?![a-zA-Z])", r"\\binom"),
         (r"\\(?:left|right|[bB]igg?[lr]?)(?![a-zA-Z])\.?", ""),
         (r"\\(?:displaystyle|textstyle|scriptstyle|limits|nolimits|hline|mathstrut)(?![a-zA-Z])", " "),
+        (r"(?<=\d),\s*\\!\s*(?=\d)", ","),  # MATH's `1,\\!000`: the comma decides (see _THOUSANDS)
         (r"(?<=\d)(?:\\[,!;: ]|\{,\}|~)(?=\d)", ""),
         (r"\{,\}", ","),
         (r"(?<!\\)\\[,!;: >]|\\q?quad(?![a-zA-Z])|~", " "),
@@ -77,7 +78,10 @@ _SUBS: list[tuple[re.Pattern[str], str]] = [
         (r"\\sqrt\s*([a-zA-Z\d])", r"\\sqrt{\1}"),
     ]
 ]
-_THOUSANDS = re.compile(r"(?<![\d.,])\d{1,3}(?:,\d{3})+(?![\d,])|(?<![\d. ])\d{1,3}(?: \d{3})+(?![\d ])")
+_THOUSANDS = re.compile(r"(?<![\d.,])[1-9]\d{0,2}(?:,\d{3})+(?!\d|,\d)|(?<![\d. ])\d{1,3}(?: \d{3})+(?![\d ])")
+_DEGREE_MARK = r"(?:\^\s*\{\s*\\circ\s*\}|\^\s*\\circ|°|\\degree(?![a-zA-Z])|\^\s*\{\s*o\s*\})"
+_TRIG = re.compile(r"(?<![A-Za-z])(?:sin|cos|tan|sec|csc|cot)(?![a-z])")
+_TRIG_DEGREES = re.compile(r"(?<![\d.])(\d+(?:\.\d+)?|(?<![\\A-Za-z])[A-Za-z])\s*" + _DEGREE_MARK)
 _REPEAT = re.compile(r"(?<!\d)(-?)(\d{0,100})\.(\d{0,100})\\(?:overline|bar|dot)\s*\{?\s*(\d{1,100})\s*\}?")
 _SCALES = {"thousand": 3, "million": 6, "billion": 9, "trillion": 12}
 _SCALE = re.compile(r"(?<![\d.])(\d+(?:\.\d+)?)\s*(thousand|million|billion|trillion)\b", re.IGNORECASE)
@@ -134,6 +138,15 @@ def _repeat_sub(m: re.Match[str]) -> str:
     return f"{sign}\\frac{{{value.numerator}}}{{{value.denominator}}}"
 
 
+def _thousands_sub(m: re.Match[str]) -> str:
+    """Drop the separators of one grouped number, except `(1,500)` / `[0,100]`: a pair, not a number."""
+    s, text = m.string, m.group(0)
+    before, after = s[: m.start()].rstrip()[-1:], s[m.end() :].lstrip()[:1]
+    if text.count(",") == 1 and before in ("(", "[") and after in (")", "]"):
+        return text
+    return text.replace(",", "").replace(" ", "")
+
+
 def small_cache(maxsize: int, max_chars: int = 2_000) -> Callable[[Callable[..., Any]], Callable[..., Any]]:
     """`lru_cache` for calls whose string arguments total at most `max_chars` (bounded memory)."""
 
@@ -159,6 +172,8 @@ def clean(s: str) -> str:
     if len(s) > MAX_CLEAN_CHARS:  # only cheap, linear clean-up for huge answers
         return re.sub(r"[\s$]|\\[,!;: ]|\{,\}", "", s).rstrip(".")
     s = _unwrap(s, _WRAPPERS, "x")
+    if _TRIG.search(s):  # an angle in degrees inside sin/cos/...: convert it (elsewhere 30° == 30)
+        s = _TRIG_DEGREES.sub(r"(\1\\pi/180)", s)
     for pat, rep in _SUBS:
         s = pat.sub(rep, s)
     s = _REPEAT.sub(_repeat_sub, s)
@@ -171,7 +186,7 @@ def clean(s: str) -> str:
     s = s.rstrip(" .")
     s = re.sub(r"^\\?\$\s*|(?<=\d)\s*\\?\$$", "", s)
     s = _SCALE.sub(lambda m: f"({m.group(1)}\\cdot 10^{{{_SCALES[m.group(2).lower()]}}})", s)
-    s = _THOUSANDS.sub(lambda m: m.group(0).replace(",", "").replace(" ", ""), s)
+    s = _THOUSANDS.sub(_thousands_sub, s)
     s = _MIXED_TEX.sub(r"(\1+\\frac{\2}{\3})", s)
     s = _MIXED_PLAIN.sub(r"\1(\2+\3/\4)", s)
     return s

@@ -12,6 +12,8 @@ Rules (pred vs gold):
 - tuples/intervals are ordered, same length, and the bracket kinds must agree (`(1, 2]` != `(1, 2)`);
   a 1xn / nx1 matrix equals an n-tuple written with parentheses;
 - a union of intervals equals another union (order-free) or a bare list of the same intervals;
+- set algebra (unions, `\\cap`, `\\setminus`, complements, set-builder domains; `_math_sets`) is
+  compared by canonical form: the same set of reals, e.g. `[0,3] \\cup [2,5]` == `[0,5]`;
 - an equation `v = rhs` whose left side is a lone variable equals `rhs` (so `x = 2` == `2`,
   `y = 2x+1` == `2x+1`); a predicted equation whose right side is a constant equals that constant
   (`a+b = 10` == `10`, the "find a+b" habit); a gold equation only reduces when its left side is a
@@ -30,10 +32,12 @@ Try it::
 
 from __future__ import annotations
 
+from fractions import Fraction
 from typing import Any, Protocol
 
 from rlvr.verifiers._math_exact import to_fraction
 from rlvr.verifiers._math_normalize import _is_var
+from rlvr.verifiers._math_sets import NotASet, sets_equal
 
 __all__ = ["Backend", "FastBackend", "NeedSympy", "equal"]
 
@@ -46,6 +50,22 @@ class Backend(Protocol):
     def scalar(self, a: tuple, b: tuple) -> bool: ...
 
     def equation(self, a: tuple, b: tuple) -> bool: ...
+
+    def sets(self, a: tuple, b: tuple) -> bool: ...
+
+
+_SET_KINDS = {"union", "setop", "compl"}
+
+
+def _fast_point(ast: tuple) -> Fraction:
+    v = to_fraction(ast)
+    if v is None:
+        raise NeedSympy
+    return v
+
+
+def _fast_cmp(a: Fraction, b: Fraction) -> int:
+    return (a > b) - (a < b)
 
 
 def _has(ast: Any, kinds: set[str], names: set[str] | None = None) -> bool:
@@ -81,6 +101,9 @@ class FastBackend:
         if a == b:
             return True
         raise NeedSympy
+
+    def sets(self, a: tuple, b: tuple) -> bool:
+        return sets_equal(a, b, _fast_point, _fast_cmp)
 
 
 def _multiset(ps: tuple, gs: tuple, be: Backend) -> bool:
@@ -141,8 +164,13 @@ def equal(p: tuple, g: tuple, be: Backend) -> bool:
         return equal(p, g[1][0], be)
     if kp in ("list", "set") and kg in ("list", "set"):
         return _multiset(p[1], g[1], be)
-    if kp in ("union", "list") and kg in ("union", "list") and "union" in (kp, kg):
-        return _multiset(p[1], g[1], be)
+    if kp in ("union", "list") and kg in ("union", "list") and "union" in (kp, kg) and _multiset(p[1], g[1], be):
+        return True
+    if kp in _SET_KINDS or kg in _SET_KINDS:  # set algebra: compare canonical forms
+        try:
+            return be.sets(p, g)
+        except NotASet:
+            return False
     if kp == "tuple" and kg == "tuple":
         return p[2] == g[2] and p[3] == g[3] and _ordered(p[1], g[1], be)
     if kp == "matrix" and kg == "matrix":

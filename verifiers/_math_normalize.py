@@ -19,9 +19,11 @@ Try it::
 from __future__ import annotations
 
 import re
+from fractions import Fraction
 
 from rlvr.verifiers._math_clean import MAX_CLEAN_CHARS, _match, canon_text, small_cache
 from rlvr.verifiers._math_parse import FUNCS, ParseError, TooLarge, parse_expr
+from rlvr.verifiers._math_sets import set_tree
 
 __all__ = ["MAX_PARSE_CHARS", "split_top", "structure"]
 
@@ -171,6 +173,11 @@ def _relation(s: str, depth: int) -> Tree | None:
     if len(parts) >= 2 and all(p.strip() for p in parts):
         return ("eq", _struct(parts[0], depth + 1), _struct(parts[-1], depth + 1))
     if "≠" in s:
+        ne = split_top(s, ("≠",))
+        if len(ne) == 2 and _is_var(lhs := _struct(ne[0], depth + 1)) and lhs[0] == "expr":
+            other = _struct(ne[1], depth + 1)
+            if _is_const(other):  # x ≠ 2: the reals without 2
+                return ("compl", ("set", (other,)))
         return ("rel", canon_text(s) + s)
     pieces = re.split(r"(≤|≥|<|>)", s)
     if len(pieces) < 3:
@@ -200,6 +207,10 @@ def _relation(s: str, depth: int) -> Tree | None:
     return ("tuple", (lo, hi), lb, rb)
 
 
+def _is_const(t: Tree) -> bool:
+    return t[0] == "expr" and "'s'" not in repr(t[1])
+
+
 def _symbolish(node: tuple) -> bool:
     return node[0] == "s" or (node[0] == "pow" and node[1][0] == "s" and node[2][0] in ("n", "neg"))
 
@@ -217,18 +228,35 @@ def _is_var(t: Tree) -> bool:
     return False
 
 
+_MATRIX = re.compile(
+    r"(?P<coef>[^&]*?)\s*(?:\\cdot\s*)?[(\[]?\s*\\begin\{(?P<env>[pbBvV]?matrix|smallmatrix|array)\}"
+    r"(?:\{[^{}]*\})?(?P<body>.*)\\end\{(?P=env)\}\s*[)\]]?",
+    re.DOTALL,
+)
+
+
+def _scaled(coef: Tree, cell: Tree) -> Tree:
+    if cell[0] != "expr":
+        return ("bad", "a scalar times a matrix with non-scalar entries")
+    return ("expr", ("mul", (coef[1], cell[1])))
+
+
 def _matrix(s: str, depth: int) -> Tree | None:
-    m = re.fullmatch(
-        r"[(\[]?\s*\\begin\{([pbBvV]?matrix|smallmatrix|array)\}(?:\{[^{}]*\})?(.*)\\end\{\1\}\s*[)\]]?",
-        s,
-        re.DOTALL,
-    )
-    if not m:
+    """`pmatrix`/`bmatrix`/… (in brackets or not), optionally after a scalar: `\\frac12 \\begin{pmatrix}…`."""
+    m = _MATRIX.fullmatch(s)
+    if not m or "\\begin{" in m.group("coef") or "\\end{" in m.group("body"):
         return None
-    rows = [r for r in split_top(m.group(2), ("\\\\",)) if r.strip()]
+    rows = [r for r in split_top(m.group("body"), ("\\\\",)) if r.strip()]
     if len(rows) > MAX_ITEMS:
         return ("bad", "too_many_rows")
-    return ("matrix", tuple(tuple(_struct(c, depth + 1) for c in split_top(r, ("&",))) for r in rows))
+    cells = tuple(tuple(_struct(c, depth + 1) for c in split_top(r, ("&",))) for r in rows)
+    coef_text = m.group("coef").strip()
+    if coef_text in ("", "+"):
+        return ("matrix", cells)
+    coef = ("expr", ("neg", ("n", Fraction(1)))) if coef_text == "-" else _scalar(coef_text, depth + 1)
+    if coef[0] != "expr":
+        return None
+    return ("matrix", tuple(tuple(_scaled(coef, c) for c in row) for row in cells))
 
 
 def _struct(s: str, depth: int = 0) -> Tree:
@@ -248,6 +276,9 @@ def _struct(s: str, depth: int = 0) -> Tree:
     union = split_top(s, ("\\cup", "∪"))
     if len(union) > 1 and all(u.strip() for u in union):
         return ("union", tuple(_struct(u, depth + 1) for u in union))
+    sets = set_tree(s, depth, _struct, split_top, _enclosed)
+    if sets is not None:
+        return sets
     if s.startswith("\\{") and s.endswith("\\}"):
         inner = [p for p in split_top(s[2:-2], (",", ";")) if p.strip()]
         return ("set", tuple(_struct(p, depth + 1) for p in inner))

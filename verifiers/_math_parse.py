@@ -15,7 +15,9 @@ Try it::
 
 AST nodes: ("n", Fraction) number, ("s", name) symbol, ("c", "pi"|"e"|"i"|"oo") constant,
 ("add", items), ("mul", items), ("neg", x), ("div", a, b), ("pow", a, b), ("fact", x),
-("root", x, n), ("abs", x), ("binom", n, k), ("f", name, arg, base_or_None).
+("root", x, n), ("abs", x), ("binom", n, k), ("f", name, arg, base_or_None). A `\\log` without a
+base is ("f", "logx", arg, None): base 10 or e, decided by the comparison; `\\ln` is "log" with base
+None (natural), `\\lg` "log" with base 10; `\\sin^{-1}` is "arcsin".
 """
 
 from __future__ import annotations
@@ -50,6 +52,7 @@ GREEK = set(
     "alpha beta gamma delta epsilon varepsilon zeta eta theta vartheta kappa lambda mu nu xi rho sigma "
     "tau phi varphi chi psi omega Gamma Delta Theta Lambda Xi Sigma Phi Psi Omega".split()
 )
+_INVERTIBLE = {"sin", "cos", "tan", "sec", "csc", "cot"}
 CONSTS = {"pi": "pi", "infty": "oo", "infinity": "oo", "e": "e"}
 MUL_CMDS = {"cdot", "times", "ast"}
 DIV_CMDS = {"div"}
@@ -285,7 +288,13 @@ class _Parser:
             self.expect(")" if tok[1] == "(" else "}")
         else:
             arg = self.power()
-        name = {"ln": "log", "lg": "log"}.get(name, name)
+        if name == "lg":
+            name, base = "log", ("n", Fraction(10))
+        if name == "log" and base is None:
+            name = "logx"  # \log x: base 10 or e, ambiguous (the comparison tries both readings)
+        name = "log" if name == "ln" else name
+        if power == ("neg", ("n", Fraction(1))) and name in _INVERTIBLE:  # \sin^{-1} x is arcsin x
+            name, power = "arc" + name, None
         node: Node = ("f", name, arg, base)
         return ("pow", node, power) if power is not None else node
 

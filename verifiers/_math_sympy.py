@@ -11,7 +11,9 @@ exact evaluator (huge exponents and factorials raise `TooLarge` before sympy tou
    60-digit precision. (`simplify` is skipped on constants: it is slow and adds nothing here.)
 3. equations: ``l1 - r1`` and ``l2 - r2`` equal up to sign, or their ratio a non-zero constant
    (the same equation scaled: ``2x = 4`` == ``x = 2``, ``x^2/4 + y^2/9 = 1`` == ``9x^2 + 4y^2 = 36``);
-4. expressions with variables: ``expand``/``simplify`` of the difference, else 4 random rational
+4. a `\\log` without a base is read as natural on both sides, and, when that fails, as base 10 on
+   both sides (`\\log 100` == 2, `\\log 2` == `\\ln 2`; each reading is exact);
+5. expressions with variables: ``expand``/``simplify`` of the difference, else 4 random rational
    points must all agree to 45 digits (a polynomial-identity style test).
 
 Callers bound the time: this code may be slow on hostile input and is run where it can be killed
@@ -33,8 +35,10 @@ from fractions import Fraction
 import sympy
 from sympy import Abs, E, I, Integer, Rational, Symbol, binomial, factorial, oo, pi
 
+from rlvr.verifiers._math_compare import _has
 from rlvr.verifiers._math_exact import MAX_FACTORIAL, to_fraction
 from rlvr.verifiers._math_parse import TooLarge
+from rlvr.verifiers._math_sets import NotASet, sets_equal
 
 __all__ = ["SympyBackend", "to_sympy"]
 
@@ -43,7 +47,9 @@ _FUNCS = {
     name: getattr(sympy, name)
     for name in ["sin", "cos", "tan", "sec", "csc", "cot", "sinh", "cosh", "tanh", "exp"]
 }
-_FUNCS.update(arcsin=sympy.asin, arccos=sympy.acos, arctan=sympy.atan)
+_FUNCS.update(
+    arcsin=sympy.asin, arccos=sympy.acos, arctan=sympy.atan, arcsec=sympy.asec, arccsc=sympy.acsc, arccot=sympy.acot
+)
 _CONSTS = {"pi": pi, "e": E, "i": I, "oo": oo}
 
 
@@ -56,8 +62,11 @@ def _rational_or_none(node: tuple) -> Fraction | None:
         return None
 
 
-def to_sympy(node: tuple) -> sympy.Expr:
-    """A sympy expression for `node`; raises TooLarge before building anything huge."""
+def to_sympy(node: tuple, log10: bool = False) -> sympy.Expr:
+    """A sympy expression for `node`; raises TooLarge before building anything huge.
+
+    `log10`: how a `\\log` without a base (AST "logx") reads: base 10 (True) or natural (False).
+    """
     op = node[0]
     if op == "n":
         v: Fraction = node[1]
@@ -67,16 +76,16 @@ def to_sympy(node: tuple) -> sympy.Expr:
     if op == "c":
         return _CONSTS[node[1]]
     if op == "add":
-        return sympy.Add(*[to_sympy(x) for x in node[1]])
+        return sympy.Add(*[to_sympy(x, log10) for x in node[1]])
     if op == "mul":
-        return sympy.Mul(*[to_sympy(x) for x in node[1]])
+        return sympy.Mul(*[to_sympy(x, log10) for x in node[1]])
     if op == "neg":
-        return -to_sympy(node[1])
+        return -to_sympy(node[1], log10)
     if op == "div":
-        den = to_sympy(node[2])
+        den = to_sympy(node[2], log10)
         if den == 0:
             raise ZeroDivisionError("division by zero")
-        return to_sympy(node[1]) / den
+        return to_sympy(node[1], log10) / den
     if op == "pow":
         exp_value = _rational_or_none(node[2])
         if exp_value is not None and abs(exp_value) > MAX_EXPONENT:
@@ -84,30 +93,32 @@ def to_sympy(node: tuple) -> sympy.Expr:
             if base_value not in (0, 1, -1):
                 raise TooLarge(f"exponent above {MAX_EXPONENT}")
         _rational_or_none(node)  # raises TooLarge for huge rational powers
-        return sympy.Pow(to_sympy(node[1]), to_sympy(node[2]))
+        return sympy.Pow(to_sympy(node[1], log10), to_sympy(node[2], log10))
     if op == "fact":
         v = _rational_or_none(node[1])
         if v is not None and v > MAX_FACTORIAL:
             raise TooLarge(f"factorial of a number above {MAX_FACTORIAL}")
-        return factorial(to_sympy(node[1]))
+        return factorial(to_sympy(node[1], log10))
     if op == "root":
-        x, n = to_sympy(node[1]), _rational_or_none(node[2])
+        x, n = to_sympy(node[1], log10), _rational_or_none(node[2])
         if n == 2:
             return sympy.sqrt(x)
         if n is not None and n.denominator == 1 and n.numerator % 2 == 1 and x.is_negative:
             return sympy.real_root(x, Integer(n.numerator))
-        return sympy.root(x, to_sympy(node[2]))
+        return sympy.root(x, to_sympy(node[2], log10))
     if op == "abs":
-        return Abs(to_sympy(node[1]))
+        return Abs(to_sympy(node[1], log10))
     if op == "binom":
         n = _rational_or_none(node[1])
         if n is not None and n > 20 * MAX_FACTORIAL:
             raise TooLarge(f"binomial of a number above {20 * MAX_FACTORIAL}")
-        return binomial(to_sympy(node[1]), to_sympy(node[2]))
+        return binomial(to_sympy(node[1], log10), to_sympy(node[2], log10))
     if op == "f":
-        arg = to_sympy(node[2])
+        arg = to_sympy(node[2], log10)
+        if node[1] == "logx":
+            return sympy.log(arg, 10) if log10 else sympy.log(arg)
         if node[1] == "log":
-            return sympy.log(arg, to_sympy(node[3])) if node[3] is not None else sympy.log(arg)
+            return sympy.log(arg, to_sympy(node[3], log10)) if node[3] is not None else sympy.log(arg)
         return _FUNCS[node[1]](arg)
     raise ValueError(f"unknown AST node {op!r}")
 
@@ -169,19 +180,51 @@ class SympyBackend:
         fa, fb = _rational_or_none(a), _rational_or_none(b)
         if fa is not None and fb is not None:
             return fa == fb
-        A, B = to_sympy(a), to_sympy(b)
+        return any(self._scalar(a, b, log10) for log10 in _readings(a, b))
+
+    def _scalar(self, a: tuple, b: tuple, log10: bool) -> bool:
+        A, B = to_sympy(a, log10), to_sympy(b, log10)
         if A == B:
             return True
         if A.has(oo, -oo) or B.has(oo, -oo):
             return bool(sympy.simplify(A - B) == 0) if not (A.is_infinite or B.is_infinite) else A == B
         return _is_zero(A - B, A)
 
+    def sets(self, a: tuple, b: tuple) -> bool:
+        return sets_equal(a, b, _real_point, _real_cmp)
+
     def equation(self, a: tuple, b: tuple) -> bool:
-        d1 = to_sympy(a[0]) - to_sympy(a[1])
-        d2 = to_sympy(b[0]) - to_sympy(b[1])
+        return any(self._equation(a, b, log10) for log10 in _readings(a, b))
+
+    def _equation(self, a: tuple, b: tuple, log10: bool) -> bool:
+        d1 = to_sympy(a[0], log10) - to_sympy(a[1], log10)
+        d2 = to_sympy(b[0], log10) - to_sympy(b[1], log10)
         if _is_zero(d1 - d2, d1) or _is_zero(d1 + d2, d1):
             return True
         if d2 == 0 or not (d1.free_symbols or d2.free_symbols):
             return False
         ratio = sympy.cancel(d1 / d2)  # the same equation scaled: 2x = 4 vs x = 2
         return not ratio.free_symbols and ratio != 0 and bool(ratio.is_finite)
+
+
+def _real_point(ast: tuple) -> sympy.Expr:
+    v = to_sympy(ast)
+    if v.free_symbols or v.is_real is False or v.has(sympy.zoo, sympy.nan):
+        raise NotASet("an endpoint or element that is not a real number")
+    return v
+
+
+def _real_cmp(a: sympy.Expr, b: sympy.Expr) -> int:
+    """-1, 0 or 1 for two real constants: 0 by `_is_zero`, else the sign of a 30-digit difference."""
+    d = a - b
+    if d == 0 or _is_zero(d, a):
+        return 0
+    v = _num(d, 30)
+    if v is None or v.imag != 0:
+        raise NotASet("endpoints that cannot be ordered")
+    return 1 if v.real > 0 else -1
+
+
+def _readings(a: tuple, b: tuple) -> tuple[bool, ...]:
+    """Readings of a base-less `\\log` to try: natural only, or natural then base 10 (both sides alike)."""
+    return (False, True) if _has((a, b), {"f"}, {"logx"}) else (False,)
