@@ -78,7 +78,9 @@ _SUBS: list[tuple[re.Pattern[str], str]] = [
         (r"\\sqrt\s*([a-zA-Z\d])", r"\\sqrt{\1}"),
     ]
 ]
-_THOUSANDS = re.compile(r"(?<![\d.,])[1-9]\d{0,2}(?:,\d{3})+(?!\d|,\d)|(?<![\d. ])\d{1,3}(?: \d{3})+(?![\d ])")
+_THOUSANDS = re.compile(
+    r"(?<![\d.,])[1-9]\d{0,2}(?:,\d{3})+(?!\d|,\d)|(?<![\d. ])\d{1,3}(?: \d{3})+(?![\d ])"
+)
 _DEGREE_MARK = r"(?:\^\s*\{\s*\\circ\s*\}|\^\s*\\circ|°|\\degree(?![a-zA-Z])|\^\s*\{\s*o\s*\})"
 _TRIG = re.compile(r"(?<![A-Za-z])(?:sin|cos|tan|sec|csc|cot)(?![a-z])")
 _TRIG_DEGREES = re.compile(r"(?<![\d.])(\d+(?:\.\d+)?|(?<![\\A-Za-z])[A-Za-z])\s*" + _DEGREE_MARK)

@@ -164,7 +164,12 @@ def equal(p: tuple, g: tuple, be: Backend) -> bool:
         return equal(p, g[1][0], be)
     if kp in ("list", "set") and kg in ("list", "set"):
         return _multiset(p[1], g[1], be)
-    if kp in ("union", "list") and kg in ("union", "list") and "union" in (kp, kg) and _multiset(p[1], g[1], be):
+    if (
+        kp in ("union", "list")
+        and kg in ("union", "list")
+        and "union" in (kp, kg)
+        and _multiset(p[1], g[1], be)
+    ):
         return True
     if kp in _SET_KINDS or kg in _SET_KINDS:  # set algebra: compare canonical forms
         try:

@@ -67,7 +67,9 @@ def _setlike(s: str, enclosed: Callable[[str], bool]) -> bool:
     return len(s) > 1 and s[0] in "([" and s[-1] in ")]" and enclosed(s)
 
 
-def set_tree(s: str, depth: int, sub: Callable[[str, int], Tree], split: Callable, enclosed: Callable) -> Tree | None:
+def set_tree(
+    s: str, depth: int, sub: Callable[[str, int], Tree], split: Callable, enclosed: Callable
+) -> Tree | None:
     """A set-expression tree for the cleaned string `s`, or None when it is not one.
 
     `sub` is the structure parser for the parts, `split` splits at top level, `enclosed` tells
@@ -107,7 +109,10 @@ def _builder(inner: str, depth: int, sub: Callable[[str, int], Tree], split: Cal
     var = head.group(1)
     ors = []
     for alt in split(cond, (" or ", "\\lor", "\\vee")):
-        ands = [_condition(a.strip(), var, depth, sub) for a in split(alt, (",", ";", " and ", "\\land", "\\wedge"))]
+        ands = [
+            _condition(a.strip(), var, depth, sub)
+            for a in split(alt, (",", ";", " and ", "\\land", "\\wedge"))
+        ]
         if not ands or any(a is None for a in ands):
             return None
         tree = ands[0]
@@ -212,5 +217,6 @@ def sets_equal(p: Tree, g: Tree, value: Callable[[tuple], Any], cmp: Callable[[A
     c = _Canon(value, cmp)
     a, b = c.canon(p), c.canon(g)
     return len(a) == len(b) and all(
-        x[1] == y[1] and x[3] == y[3] and c.cmp(x[0], y[0]) == 0 and c.cmp(x[2], y[2]) == 0 for x, y in zip(a, b)
+        x[1] == y[1] and x[3] == y[3] and c.cmp(x[0], y[0]) == 0 and c.cmp(x[2], y[2]) == 0
+        for x, y in zip(a, b)
     )

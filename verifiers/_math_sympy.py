@@ -48,7 +48,12 @@ _FUNCS = {
     for name in ["sin", "cos", "tan", "sec", "csc", "cot", "sinh", "cosh", "tanh", "exp"]
 }
 _FUNCS.update(
-    arcsin=sympy.asin, arccos=sympy.acos, arctan=sympy.atan, arcsec=sympy.asec, arccsc=sympy.acsc, arccot=sympy.acot
+    arcsin=sympy.asin,
+    arccos=sympy.acos,
+    arctan=sympy.atan,
+    arcsec=sympy.asec,
+    arccsc=sympy.acsc,
+    arccot=sympy.acot,
 )
 _CONSTS = {"pi": pi, "e": E, "i": I, "oo": oo}
 
