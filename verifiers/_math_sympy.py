@@ -8,7 +8,8 @@ exact evaluator (huge exponents and factorials raise `TooLarge` before sympy tou
 2. constant expressions (rationals never get here: they are compared exactly before): a 30-digit
    numeric check first (a clear difference is a mismatch), then ``expand_complex``/``radsimp`` of
    the difference; if those cannot prove it, the two must agree to 45 significant digits at
-   60-digit precision. (`simplify` is skipped on constants: it is slow and adds nothing here.)
+   60-digit precision, plus as many digits as the largest or smallest magnitude inside the
+   difference (so `\\sqrt{10^{100}+1}` != `10^{50}`); beyond 10^15000 nothing is "numerically" equal. (`simplify` is skipped on constants: it is slow and adds nothing here.)
 3. equations: ``l1 - r1`` and ``l2 - r2`` equal up to sign, or their ratio a non-zero constant
    (the same equation scaled: ``2x = 4`` == ``x = 2``, ``x^2/4 + y^2/9 = 1`` == ``9x^2 + 4y^2 = 36``);
 4. a `\\log` without a base is read as natural on both sides, and, when that fails, as base 10 on
@@ -148,6 +149,34 @@ def _close(d: sympy.Expr, scale: sympy.Expr, digits: int, tol: float) -> bool | 
         return None
 
 
+MAX_EXTRA_DIGITS = 15_000  # magnitudes beyond 10^±15000 inside an expression: never "numerically equal"
+
+
+def _extra_digits(expr: sympy.Expr) -> int | None:
+    """Decimal orders of magnitude of the largest (or smallest) number inside `expr`, or None if
+    beyond MAX_EXTRA_DIGITS. A difference hidden under a huge term (`\\sqrt{10^{100}+1}` vs
+    `10^{50}`, `\\ln(e^{100}+1)` vs 100) is only visible at that many more digits."""
+    bits = 0
+    for sub in sympy.preorder_traversal(expr):
+        if not sub.is_number or sub.is_Integer and abs(sub) < 2:
+            continue
+        v = sympy.N(sub, 15)
+        for part in v.as_real_imag() if not v.is_Float else (v,):
+            if isinstance(part, sympy.Float) and part._mpf_[1]:
+                _, _, exp, bc = part._mpf_
+                bits = max(bits, abs(exp + bc))
+    digits = int(bits * 0.30103) + 1
+    return None if digits > MAX_EXTRA_DIGITS else digits
+
+
+def _numerically_zero(d: sympy.Expr, scale: sympy.Expr) -> bool:
+    """|d| below 10^-45 relative, at a precision that also covers every magnitude inside d."""
+    extra = _extra_digits(d)
+    if extra is None:
+        return False
+    return bool(_close(d, scale, 60 + extra, sympy.Float(10, 60 + extra) ** -(45 + extra)))
+
+
 def _is_zero(d: sympy.Expr, scale: sympy.Expr) -> bool:
     """Is `d` (= a - b) exactly zero? See the module docstring for the procedure."""
     if d == 0:
@@ -164,14 +193,13 @@ def _is_zero(d: sympy.Expr, scale: sympy.Expr) -> bool:
                 return True
         except (TypeError, ValueError, NotImplementedError):
             pass
-        return bool(_close(d, scale, 60, 1e-45))
+        return _numerically_zero(d, scale)
     if sympy.expand(d) == 0:
         return True
     rng = random.Random(12345)
     for _ in range(4):
         point = {s: Rational(rng.randint(-97, 97), rng.randint(1, 13)) + Rational(1, 7) for s in syms}
-        ok = _close(d.subs(point), scale.subs(point), 60, 1e-45)
-        if not ok:
+        if not _numerically_zero(d.subs(point), scale.subs(point)):
             return False
     return True
 
