@@ -274,6 +274,8 @@ def _struct(s: str, depth: int = 0) -> Tree:
     if len(items) > 1:
         return ("list", tuple(_struct(p, depth + 1) for p in items))
     union = split_top(s, ("\\cup", "∪"))
+    if len(union) > MAX_ITEMS:
+        return ("bad", "too_many_items")
     if len(union) > 1 and all(u.strip() for u in union):
         return ("union", tuple(_struct(u, depth + 1) for u in union))
     sets = set_tree(s, depth, _struct, split_top, _enclosed)

@@ -35,6 +35,7 @@ from typing import Any
 
 __all__ = ["NEG_INF", "POS_INF", "NotASet", "set_tree", "sets_equal"]
 
+MAX_PARTS = 64  # operands of one set expression / conditions of one set-builder (bounds the work)
 Tree = tuple
 Piece = tuple[Any, bool, Any, bool]  # lo, lo_closed, hi, hi_closed
 
@@ -77,6 +78,8 @@ def set_tree(
     """
     for seps, op in (((r"\setminus", r"\backslash"), "minus"), ((r"\cap", "∩"), "cap")):
         parts = split(s, seps)
+        if len(parts) > MAX_PARTS:
+            return ("bad", "too_many_items")
         if len(parts) > 1 and all(p.strip() for p in parts):
             tree = sub(parts[0], depth + 1)
             for part in parts[1:]:
@@ -107,8 +110,10 @@ def _builder(inner: str, depth: int, sub: Callable[[str, int], Tree], split: Cal
     if not head or not cond:
         return None
     var = head.group(1)
-    ors = []
-    for alt in split(cond, (" or ", "\\lor", "\\vee")):
+    ors, alts = [], split(cond, (" or ", "\\lor", "\\vee"))
+    if len(alts) > MAX_PARTS or sum(len(split(a, (",", ";", " and "))) for a in alts) > MAX_PARTS:
+        return ("bad", "too_many_items")
+    for alt in alts:
         ands = [
             _condition(a.strip(), var, depth, sub)
             for a in split(alt, (",", ";", " and ", "\\land", "\\wedge"))

@@ -189,6 +189,117 @@ CASES = {
         ("\\sqrt2", "\\sqrt{2}", T),
         ("\\left\\{1,2\\right\\}", "\\{2,1\\}", T),
     ],
+    # issue 12: MATH's own separator `,\!`, in gold and prediction; the comma rule decides
+    "math_thousands_separator": [
+        ("1,\\!000", "1000", T),
+        ("1000", "1,\\!000", T),
+        ("12,\\!345", "12345", T),
+        ("12345", "12,\\!345", T),
+        ("\\$1,\\!234.50", "1234.5", T),
+        ("1,\\!000", "1,000", T),
+        ("1,\\!000,\\!000", "1000000", T),
+        ("1000001", "1,\\!000,\\!000", F),
+        ("1,\\!000,\\!001", "1,\\!000,\\!000", F),
+        ("12,\\!354", "12,\\!345", F),
+        ("1,000", "(1, 0)", F),  # 1000 is a number, (1, 0) a pair
+        ("(1,0)", "1,000", F),
+        ("1, 000", "1000", F),  # a comma and a space: a list, never a separator
+        ("(0,100)", "(0, 100)", T),  # decision: (d,ddd) / [d,ddd] alone in brackets is a pair
+        ("[1,100]", "[1, 100]", T),
+        ("(1,500)", "1500", F),
+        ("0,500", "500", F),  # a group never starts with 0
+        ("(1,000, 2,500)", "(1000, 2500)", T),
+    ],
+    "logarithms": [
+        ("\\log_2 8", "3", T),
+        ("\\ln e^2", "2", T),
+        ("\\log 100", "2", T),  # a base-less \log: base 10 or e, read alike on both sides
+        ("\\log 2", "\\ln 2", T),
+        ("\\log 100", "3", F),
+        ("\\ln 2", "\\log_{10} 2", F),
+        ("\\log_{3} 81", "4", T),
+        ("\\log_4 2", "\\frac{1}{2}", T),
+        ("\\log_5 \\frac{1}{25}", "-2", T),
+        ("\\log_2 9", "3", F),
+        ("\\lg 1000", "3", T),
+        ("\\log_2 3 + \\log_2 5", "\\log_2 15", T),
+        ("\\log_{10}(10^{9999}+1)", "9999", F),  # the difference is 10^-10000: still a miss
+    ],
+    "trig_standard_angles": [
+        ("\\sin 30^\\circ", "\\frac12", T),
+        ("\\cos(\\pi/3)", "\\frac{1}{2}", T),
+        ("\\tan\\frac{\\pi}{4}", "1", T),
+        ("\\sqrt{3}/2", "\\sin 60^\\circ", T),
+        ("\\cos 45^\\circ", "\\frac{\\sqrt{2}}{2}", T),
+        ("\\cos 120^{\\circ}", "-\\frac12", T),
+        ("\\tan 60°", "\\sqrt3", T),
+        ("\\sin 15^\\circ", "\\frac{\\sqrt6-\\sqrt2}{4}", T),
+        ("\\cos^2 30^\\circ", "\\frac34", T),
+        ("\\sin^{-1}\\frac{1}{2}", "\\frac{\\pi}{6}", T),  # \sin^{-1} is arcsin
+        ("\\sin 30^\\circ", "\\frac{\\sqrt3}{2}", F),
+        ("\\sin 15^\\circ", "\\frac{\\sqrt6+\\sqrt2}{4}", F),
+        ("\\tan 60^\\circ", "\\sqrt2", F),
+        ("\\frac{\\pi}{6}", "30^\\circ", F),  # a bare angle stays in its unit: 30° == 30
+    ],
+    "set_algebra": [
+        ("[0,3]\\cup[2,5]", "[0,5]", T),
+        ("[0,3)\\cup(3,5]", "[0,5]", F),
+        ("\\{1,2,3\\}\\cap\\{2,3,4\\}", "\\{2,3\\}", T),
+        ("[0,5]\\cap[3,8]", "[3,5]", T),
+        ("[0,5]\\cap(3,8]", "[3,5]", F),
+        ("\\mathbb{R}\\setminus\\{2\\}", "(-\\infty,2)\\cup(2,\\infty)", T),
+        ("(-\\infty,\\infty) - \\{2\\}", "(-\\infty,2)\\cup(2,\\infty)", T),
+        ("[1,4)\\setminus\\{2\\}", "[1,2)\\cup(2,4)", T),
+        ("[1,4]\\setminus\\{2\\}", "[1,2)\\cup(2,4)", F),
+        ("[-2, 2]^c", "(-\\infty,-2)\\cup(2,\\infty)", T),
+        ("[-2, 2]^{c}", "(-\\infty,-2]\\cup[2,\\infty)", F),
+        ("(-\\infty, 2) \\cup [2, \\infty)", "\\mathbb{R}", T),
+        ("(-\\infty, 2) \\cup (2, \\infty)", "\\mathbb{R}", F),
+        ("\\{1,2\\}\\cup\\{3\\}", "\\{1,2,3\\}", T),
+        ("[\\sqrt{2}, \\pi)\\cup[3,4]", "[\\sqrt2, 4]", T),
+        ("[\\sqrt{2}, \\pi)\\cup(\\pi,4]", "[\\sqrt2, 4]", F),
+    ],
+    "set_builder_domains": [
+        ("(-\\infty, 2) \\cup (2, \\infty)", "\\{x \\mid x \\neq 2\\}", T),
+        ("\\{x \\in \\mathbb{R} : x \\ne 2\\}", "(-\\infty,2)\\cup(2,\\infty)", T),
+        (
+            "\\{x \\in \\mathbb{R} \\mid x \\neq -3, x \\neq 2\\}",
+            "(-\\infty,-3)\\cup(-3,2)\\cup(2,\\infty)",
+            T,
+        ),
+        ("\\{x \\mid x \\ne -3 \\text{ and } x \\ne 2\\}", "(-\\infty,-3)\\cup(-3,3)\\cup(3,\\infty)", F),
+        ("\\{x : x < -1 \\text{ or } x > 1\\}", "(-\\infty,-1)\\cup(1,\\infty)", T),
+        ("\\{x : x \\le -1 \\text{ or } x > 1\\}", "(-\\infty,-1)\\cup(1,\\infty)", F),
+        ("\\{x | x \\geq 3\\}", "[3, \\infty)", T),
+        ("\\{x \\mid x > 3\\}", "[3,\\infty)", F),
+        ("x \\neq 2", "(-\\infty,2)\\cup(2,\\infty)", T),
+        ("x \\neq 3", "(-\\infty,2)\\cup(2,\\infty)", F),
+    ],
+    "scalar_matrix": [
+        ("2\\begin{pmatrix}1&2\\\\3&4\\end{pmatrix}", "\\begin{pmatrix}2&4\\\\6&8\\end{pmatrix}", T),
+        ("2\\begin{pmatrix}1&2\\\\3&4\\end{pmatrix}", "\\begin{pmatrix}2&4\\\\6&9\\end{pmatrix}", F),
+        (
+            "\\frac{1}{2}\\begin{pmatrix}1&2\\\\3&4\\end{pmatrix}",
+            "\\begin{pmatrix}1/2&1\\\\3/2&2\\end{pmatrix}",
+            T,
+        ),
+        ("\\begin{pmatrix}2&4\\\\6&8\\end{pmatrix}", "2\\begin{pmatrix}1&2\\\\3&4\\end{pmatrix}", T),
+        ("-\\begin{pmatrix}1\\\\2\\end{pmatrix}", "(-1,-2)", T),
+        ("3\\cdot\\begin{bmatrix}1&0\\\\0&1\\end{bmatrix}", "\\begin{pmatrix}3&0\\\\0&3\\end{pmatrix}", T),
+        (
+            "\\frac{1}{5}\\left(\\begin{matrix}1&2\\end{matrix}\\right)",
+            "\\begin{pmatrix}1/5&2/5\\end{pmatrix}",
+            T,
+        ),
+        ("\\sqrt2\\begin{pmatrix}1&1\\end{pmatrix}", "\\begin{pmatrix}\\sqrt2&\\sqrt2\\end{pmatrix}", T),
+        ("\\frac{1}{3}\\begin{pmatrix}1&2\\end{pmatrix}", "\\begin{pmatrix}1/3&1/3\\end{pmatrix}", F),
+    ],
+    "huge_magnitudes": [  # a difference hidden under a huge term is still a difference
+        ("\\sqrt{10^{100}+1}", "10^{50}", F),
+        ("\\ln(e^{100}+1)", "100", F),
+        ("\\frac{\\pi^{200}+1}{\\pi^{200}}", "1", F),
+        ("\\frac{\\pi^{200}}{\\pi^{200}}", "1", T),
+    ],
 }
 FLAT = [(cat, p, g, e) for cat, rows in CASES.items() for p, g, e in rows]
 

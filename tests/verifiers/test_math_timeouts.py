@@ -31,6 +31,17 @@ ADVERSARIAL = [
     ("long_sum_of_radicals", "\\boxed{" + "+".join(f"\\sqrt{{{i}}}" for i in range(2, 150)) + "}", "5"),
     ("exp_tower", "\\boxed{e^{e^{e^{e^{e^{10}}}}}}", "1"),
     ("big_expand", "\\boxed{(x+1)^{10000}}", "x^{10000}+1"),  # sympy needs ~20 s: killed
+    ("big_expand_near_miss", "\\boxed{(x+1)^{9999}}", "x^{9999}+1"),
+    ("huge_log_near_miss", "\\boxed{\\log_{10}(10^{9999}+1)}", "9999"),
+    ("huge_log_argument", "\\boxed{\\log_2 (2^{100000})}", "99999"),
+    ("log_of_tower", "\\boxed{\\log 10^{10^{10}}}", "10^{10}+1"),
+    (
+        "many_set_builder_conditions",
+        "\\boxed{\\{x \\mid " + ", ".join(f"x \\ne {i}" for i in range(300)) + "\\}}",
+        "x",
+    ),
+    ("many_unions", "\\boxed{" + "\\cup".join(f"[{i},{i + 1})" for i in range(400)) + "}", "[0,400)"),
+    ("scaled_matrix_tower", "\\boxed{10^{10^{10}}\\begin{pmatrix}1&2\\\\3&4\\end{pmatrix}}", "1"),
     ("long_completion", "blah " * 100_000 + "\\boxed{6}", "5"),
     ("unclosed_boxes", "\\boxed{" * 20_000, "5"),
 ]
