@@ -129,6 +129,17 @@ def _is_const(t: tuple) -> bool:
     return t[0] == "expr" and not _has(t[1], {"s"})
 
 
+def _set_name(t: tuple) -> bool:
+    """A name for a set: a letter (`D`, `S`), or unions/intersections/differences of such names."""
+    if t[0] == "text":
+        return len(t[1]) == 1
+    if t[0] == "union":
+        return all(_set_name(x) for x in t[1])
+    if t[0] == "setop":
+        return _set_name(t[2]) and _set_name(t[3])
+    return _is_var(t)
+
+
 def _text_of(t: tuple) -> str | None:
     if t[0] in ("text", "raw"):
         return t[1]
@@ -154,7 +165,8 @@ def equal(p: tuple, g: tuple, be: Backend) -> bool:
             return be.equation((p[1][1], p[2][1]), (g[1][1], g[2][1]))
         return False
     if kp == "eq":  # x = 2 vs 2; also a + b = 10 vs 10 (a constant right side is the value)
-        return (_is_var(p[1]) or _is_const(p[2])) and equal(p[2], g, be)
+        named_set = p[2][0] in _SET_KINDS | {"set", "tuple"} and _set_name(p[1])  # D = \\{x | x ≠ 2\\}
+        return (_is_var(p[1]) or _is_const(p[2]) or named_set) and equal(p[2], g, be)
     if kg == "eq":
         return _is_var(g[1]) and equal(p, g[2], be)
     # one-element containers

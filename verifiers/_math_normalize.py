@@ -178,6 +178,8 @@ def _relation(s: str, depth: int) -> Tree | None:
             other = _struct(ne[1], depth + 1)
             if _is_const(other):  # x ≠ 2: the reals without 2
                 return ("compl", ("set", (other,)))
+            if other[0] == "list" and all(_is_const(o) for o in other[1]):  # x ≠ \\pm 3
+                return ("compl", ("set", other[1]))
         return ("rel", canon_text(s) + s)
     pieces = re.split(r"(≤|≥|<|>)", s)
     if len(pieces) < 3:

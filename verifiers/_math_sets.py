@@ -76,6 +76,8 @@ def set_tree(
     `sub` is the structure parser for the parts, `split` splits at top level, `enclosed` tells
     whether a bracket at s[0] closes at the end (passed in to avoid an import cycle).
     """
+    if len(split(s, ("=",))) > 1:  # `A \\cap B = \\{2\\}` is an equation (a named set)
+        return None
     for seps, op in (((r"\setminus", r"\backslash"), "minus"), ((r"\cap", "∩"), "cap")):
         parts = split(s, seps)
         if len(parts) > MAX_PARTS:
@@ -136,8 +138,11 @@ def _condition(text: str, var: str, depth: int, sub: Callable[[str, int], Tree])
         return None
     ne = _NE.split(text)
     if len(ne) == 2 and ne[0].strip() == var:
-        other = sub(ne[1], depth + 1)
-        return ("compl", ("set", (other,)) if other[0] == "expr" else other)
+        other = sub(ne[1], depth + 1)  # x ≠ 2, x ≠ \\pm 3, x \\notin [0, 1]
+        return (
+            "compl",
+            ("set", (other,)) if other[0] == "expr" else ("set", other[1]) if other[0] == "list" else other,
+        )
     tree = sub(text, depth + 1)
     if tree[0] == "eq" and tree[1] == ("expr", ("s", var)):
         return ("set", (tree[2],))
