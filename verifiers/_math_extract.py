@@ -176,6 +176,11 @@ def _answer_tag(s: str) -> str | None:
     one = _ONE_NUMBER.fullmatch(whole)  # "<answer>The total is 18 pens</answer>": the one number
     if one and not _NEGATION.search(whole):
         return one.group(1)
+    segs = list(_MATH_SEG.finditer(whole[:5000]))  # "<answer>The probability is $\\frac25$.</answer>"
+    if len(segs) == 1 and not _NEGATION.search(whole):
+        prose = whole[: segs[0].start()] + whole[segs[0].end() :]
+        if re.fullmatch(r"[A-Za-z',\s]*[.!]?\s*", prose):
+            return next(g for g in segs[0].groups() if g is not None).strip()
     return whole or None
 
 
