@@ -81,6 +81,9 @@ _SUBS: list[tuple[re.Pattern[str], str]] = [
 _THOUSANDS = re.compile(
     r"(?<![\d.,])[1-9]\d{0,2}(?:,\d{3})+(?!\d|,\d)|(?<![\d. ])\d{1,3}(?: \d{3})+(?![\d ])"
 )
+_EXCEPT = re.compile(
+    r"(\(-\\infty\s*,\s*\\infty\s*\))\s*,?\s*(?:except|but)\s+(?:for\s+)?(?:[a-z]\s*=\s*)?([^=<>≠]{1,200})$"
+)
 _DEGREE_MARK = r"(?:\^\s*\{\s*\\circ\s*\}|\^\s*\\circ|°|\\degree(?![a-zA-Z])|\^\s*\{\s*o\s*\})"
 _TRIG = re.compile(r"(?<![A-Za-z])(?:sin|cos|tan|sec|csc|cot)(?![a-z])")
 _TRIG_DEGREES = re.compile(r"(?<![\d.])(\d+(?:\.\d+)?|(?<![\\A-Za-z])[A-Za-z])\s*" + _DEGREE_MARK)
@@ -140,6 +143,12 @@ def _repeat_sub(m: re.Match[str]) -> str:
     return f"{sign}\\frac{{{value.numerator}}}{{{value.denominator}}}"
 
 
+def _except_sub(m: re.Match[str]) -> str:
+    """`(-\\infty,\\infty) except 2 and 3` -> `(-\\infty,\\infty) \\setminus \\{2, 3\\}`."""
+    points = re.split(r"\s*(?:,|\band\b)\s*", m.group(2).strip().rstrip("."))
+    return f"{m.group(1)} \\setminus \\{{ {', '.join(p for p in points if p)} \\}}"
+
+
 def _thousands_sub(m: re.Match[str]) -> str:
     """Drop the separators of one grouped number, except `(1,500)` / `[0,100]`: a pair, not a number."""
     s, text = m.string, m.group(0)
@@ -182,6 +191,7 @@ def clean(s: str) -> str:
     s = _ELLIPSIS.sub(_repeat_sub, s)
     s = _PLAIN_FUNCS.sub(r"\\\1 ", s)
     s = _unwrap(s, _TEXT_CMD, "space")
+    s = _EXCEPT.sub(_except_sub, s)
     s = re.sub(r"\s+", " ", s).strip()
     s = re.sub(r"^(\*\*|__)(.+)\1$", r"\2", s).strip()  # markdown bold around the whole answer
     s = re.sub(r"^(?:(?:the )?(?:final )?answer(?: is)?\s*[:=]?\s*)", "", s, flags=re.IGNORECASE)

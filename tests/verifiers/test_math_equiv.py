@@ -274,6 +274,9 @@ CASES = {
         ("\\{x \\mid x > 3\\}", "[3,\\infty)", F),
         ("x \\neq 2", "(-\\infty,2)\\cup(2,\\infty)", T),
         ("x \\neq 3", "(-\\infty,2)\\cup(2,\\infty)", F),
+        ("\\text{all real numbers except } 2", "(-\\infty,2)\\cup(2,\\infty)", T),
+        ("all real numbers except 2 and 3", "(-\\infty,2)\\cup(2,3)\\cup(3,\\infty)", T),
+        ("all real numbers except 2", "(-\\infty,2)\\cup(2,3)\\cup(3,\\infty)", F),
     ],
     "scalar_matrix": [
         ("2\\begin{pmatrix}1&2\\\\3&4\\end{pmatrix}", "\\begin{pmatrix}2&4\\\\6&8\\end{pmatrix}", T),
