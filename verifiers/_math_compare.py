@@ -54,7 +54,7 @@ class Backend(Protocol):
     def sets(self, a: tuple, b: tuple) -> bool: ...
 
 
-_SET_KINDS = {"union", "setop", "compl"}
+_SET_KINDS = {"union", "setop", "compl", "solve"}
 
 
 def _fast_point(ast: tuple) -> Fraction:
@@ -62,6 +62,10 @@ def _fast_point(ast: tuple) -> Fraction:
     if v is None:
         raise NeedSympy
     return v
+
+
+def _need_sympy(tree: tuple) -> list:
+    raise NeedSympy
 
 
 def _fast_cmp(a: Fraction, b: Fraction) -> int:
@@ -103,7 +107,7 @@ class FastBackend:
         raise NeedSympy
 
     def sets(self, a: tuple, b: tuple) -> bool:
-        return sets_equal(a, b, _fast_point, _fast_cmp)
+        return sets_equal(a, b, _fast_point, _fast_cmp, _need_sympy)
 
 
 def _multiset(ps: tuple, gs: tuple, be: Backend) -> bool:

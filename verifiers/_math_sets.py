@@ -16,8 +16,12 @@ What it does:
   `\\mathbb{R} \\setminus \\{2\\}` == `(-\\infty,2) \\cup (2,\\infty)`, `\\{1,2,3\\} \\cap \\{2,3,4\\}` ==
   `\\{2,3\\}`.
 
+Conditions that need solving (`\\{x : x^2 < 4\\}`, `\\{x \\mid |x| \\ge \\sqrt5\\}`) are kept as
+("solve", var, sides, ops); only the sympy backend solves them (`solve_univariate_inequality`,
+`solveset` over the reals, killed at the deadline like any sympy work).
+
 What it does not do: sets of pairs or of symbols (they raise `NotASet`: the comparison is False),
-sets in the complex plane, or conditions that need solving (`\\{x : x^2 < 4\\}`).
+sets in the complex plane, or conditions in more than one variable.
 
 Try it::
 
@@ -76,9 +80,12 @@ def set_tree(
     `sub` is the structure parser for the parts, `split` splits at top level, `enclosed` tells
     whether a bracket at s[0] closes at the end (passed in to avoid an import cycle).
     """
-    if len(split(s, ("=",))) > 1:  # `A \\cap B = \\{2\\}` is an equation (a named set)
+    if len(split(s, ("=",))) > 1:  # `A \cap B = \{2\}` is an equation (a named set)
         return None
-    for seps, op in (((r"\setminus", r"\backslash"), "minus"), ((r"\cap", "∩"), "cap")):
+    for seps, op in (
+        ((r"\smallsetminus", r"\setminus", r"\backslash", "∖"), "minus"),
+        ((r"\cap", "∩"), "cap"),
+    ):
         parts = split(s, seps)
         if len(parts) > MAX_PARTS:
             return ("bad", "too_many_items")
@@ -138,7 +145,7 @@ def _condition(text: str, var: str, depth: int, sub: Callable[[str, int], Tree])
         return None
     ne = _NE.split(text)
     if len(ne) == 2 and ne[0].strip() == var:
-        other = sub(ne[1], depth + 1)  # x ≠ 2, x ≠ \\pm 3, x \\notin [0, 1]
+        other = sub(ne[1], depth + 1)  # x ≠ 2, x ≠ \pm 3, x \notin [0, 1]
         return (
             "compl",
             ("set", (other,)) if other[0] == "expr" else ("set", other[1]) if other[0] == "list" else other,
@@ -148,13 +155,33 @@ def _condition(text: str, var: str, depth: int, sub: Callable[[str, int], Tree])
         return ("set", (tree[2],))
     if tree[0] in ("tuple", "union", "set", "setop", "compl"):
         return tree
-    return None
+    return _to_solve(text, var, depth, sub)
+
+
+_REL_SPLIT = re.compile(r"(≤|≥|<|>|≠|=)")
+
+
+def _to_solve(text: str, var: str, depth: int, sub: Callable[[str, int], Tree]) -> Tree | None:
+    """A condition that needs solving (`x^2 < 4`, `|x| \\ge \\sqrt5`, `x^2 \\ne 9`), kept as
+    ("solve", var, side_asts, ops) for the sympy backend; None if it is not a relation chain."""
+    pieces = _REL_SPLIT.split(text)
+    if not 3 <= len(pieces) <= 5:
+        return None
+    sides = [sub(p, depth + 1) for p in pieces[0::2]]
+    if any(t[0] != "expr" for t in sides):
+        return None
+    return ("solve", re.sub(r"[{}]", "", var), tuple(t[1] for t in sides), tuple(pieces[1::2]))
 
 
 # ------------------------------------------------------------------------------ canonical form
 class _Canon:
-    def __init__(self, value: Callable[[tuple], Any], cmp: Callable[[Any, Any], int]) -> None:
-        self.value, self.raw_cmp = value, cmp
+    def __init__(
+        self,
+        value: Callable[[tuple], Any],
+        cmp: Callable[[Any, Any], int],
+        solve: Callable[[Tree], list[Piece]] | None,
+    ) -> None:
+        self.value, self.raw_cmp, self.solve = value, cmp, solve
 
     def cmp(self, a: Any, b: Any) -> int:
         if isinstance(a, _Inf) or isinstance(b, _Inf):
@@ -183,6 +210,10 @@ class _Canon:
             return self.norm([piece for part in t[1] for piece in self.canon(part)])
         if kind == "compl":
             return self.complement(self.canon(t[1]))
+        if kind == "solve":
+            if self.solve is None:
+                raise NotASet("a condition that needs solving")
+            return self.norm(self.solve(t))
         if kind == "setop":
             a, b = self.canon(t[2]), self.canon(t[3])
             return self.intersect(a, self.complement(b) if t[1] == "minus" else b)
@@ -221,10 +252,16 @@ class _Canon:
         return self.complement(self.norm(self.complement(a) + self.complement(b)))
 
 
-def sets_equal(p: Tree, g: Tree, value: Callable[[tuple], Any], cmp: Callable[[Any, Any], int]) -> bool:
+def sets_equal(
+    p: Tree,
+    g: Tree,
+    value: Callable[[tuple], Any],
+    cmp: Callable[[Any, Any], int],
+    solve: Callable[[Tree], list[Piece]] | None = None,
+) -> bool:
     """True when trees `p` and `g` are the same set of reals. Raises NotASet (and whatever
-    `value` raises: the fast backend's NeedSympy, TooLarge)."""
-    c = _Canon(value, cmp)
+    `value` or `solve` raise: the fast backend's NeedSympy, TooLarge)."""
+    c = _Canon(value, cmp, solve)
     a, b = c.canon(p), c.canon(g)
     return len(a) == len(b) and all(
         x[1] == y[1] and x[3] == y[3] and c.cmp(x[0], y[0]) == 0 and c.cmp(x[2], y[2]) == 0

@@ -39,7 +39,7 @@ from sympy import Abs, E, I, Integer, Rational, Symbol, binomial, factorial, oo,
 from rlvr.verifiers._math_compare import _has
 from rlvr.verifiers._math_exact import MAX_FACTORIAL, to_fraction
 from rlvr.verifiers._math_parse import TooLarge
-from rlvr.verifiers._math_sets import NotASet, sets_equal
+from rlvr.verifiers._math_sets import NEG_INF, POS_INF, NotASet, sets_equal
 
 __all__ = ["SympyBackend", "to_sympy"]
 
@@ -224,7 +224,7 @@ class SympyBackend:
         return _is_zero(A - B, A)
 
     def sets(self, a: tuple, b: tuple) -> bool:
-        return sets_equal(a, b, _real_point, _real_cmp)
+        return sets_equal(a, b, _real_point, _real_cmp, _solve)
 
     def equation(self, a: tuple, b: tuple) -> bool:
         return any(self._equation(a, b, log10) for log10 in _readings(a, b))
@@ -256,6 +256,75 @@ def _real_cmp(a: sympy.Expr, b: sympy.Expr) -> int:
     if v is None or v.imag != 0:
         raise NotASet("endpoints that cannot be ordered")
     return 1 if v.real > 0 else -1
+
+
+_RELATIONS = {"<": sympy.Lt, ">": sympy.Gt, "≤": sympy.Le, "≥": sympy.Ge}
+
+
+def _solve(tree: tuple) -> list:
+    """The pieces of {var : side0 op0 side1 [op1 side2]} over the reals (a "solve" tree)."""
+    _, name, sides, ops = tree
+    x = Symbol(name)
+    exprs = [to_sympy(a) for a in sides]
+    if any(e.free_symbols - {x} for e in exprs):
+        raise NotASet("a condition in more than one variable")
+    result: sympy.Set = sympy.S.Reals
+    for left, op, right in zip(exprs, ops, exprs[1:]):
+        if op in _RELATIONS:
+            cond = _sign_set(left - right, op, x)
+        else:
+            roots = _real_roots(left - right, x)
+            cond = roots if op == "=" else sympy.Complement(sympy.S.Reals, roots)
+        result = sympy.Intersection(result, cond)
+    return _pieces(result)
+
+
+def _real_roots(f: sympy.Expr, x: Symbol) -> sympy.FiniteSet:
+    roots = sympy.solveset(f, x, sympy.S.Reals) if f.has(x) else sympy.S.EmptySet
+    if not isinstance(roots, sympy.FiniteSet) and roots is not sympy.S.EmptySet:
+        raise NotASet("the solutions are not a finite set of points")
+    return roots
+
+
+def _sign_set(f: sympy.Expr, op: str, x: Symbol) -> sympy.Set:
+    """{x real : f(x) op 0}: f keeps its sign between consecutive zeros and poles (f continuous
+    there), so one sample point per gap decides it; zeros are kept for <= / >=."""
+    num, den = sympy.fraction(sympy.together(f))
+    zeros, poles = _real_roots(num, x), _real_roots(den, x)
+    points = sorted(set(zeros.args) | set(poles.args), key=lambda v: float(v))
+    edges: list = [None, *points, None]
+    pieces: list[sympy.Set] = []
+    strict_ok = {"<": lambda v: v < 0, ">": lambda v: v > 0, "≤": lambda v: v < 0, "≥": lambda v: v > 0}[op]
+    for a, b in zip(edges, edges[1:]):
+        t = (
+            Integer(0)
+            if a is None and b is None
+            else b - 1
+            if a is None
+            else a + 1
+            if b is None
+            else (a + b) / 2
+        )
+        v = _num(f.subs(x, t), 30)
+        if v is not None and v.imag == 0 and strict_ok(v.real):
+            pieces.append(sympy.Interval.open(-oo if a is None else a, oo if b is None else b))
+    if op in ("≤", "≥"):
+        pieces.append(sympy.FiniteSet(*[z for z in zeros.args if z not in poles.args]))
+    return sympy.Union(*pieces)
+
+
+def _pieces(st: sympy.Set) -> list:
+    if st is sympy.S.EmptySet:
+        return []
+    if isinstance(st, sympy.Union):
+        return [p for arg in st.args for p in _pieces(arg)]
+    if isinstance(st, sympy.Interval):
+        lo = NEG_INF if st.start == -oo else st.start
+        hi = POS_INF if st.end == oo else st.end
+        return [(lo, not st.left_open, hi, not st.right_open)]
+    if isinstance(st, sympy.FiniteSet) and all(v.is_real for v in st.args):
+        return [(v, True, v, True) for v in st.args]
+    raise NotASet(f"a solution set sympy leaves as {type(st).__name__}")
 
 
 def _readings(a: tuple, b: tuple) -> tuple[bool, ...]:

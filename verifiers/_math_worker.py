@@ -37,6 +37,8 @@ _PRIME = [  # one comparison of each common kind, so sympy's lazy imports and ca
     ("\\pi", "3.14"),
     ("3+4i", "4i+3"),
     ("y = 2x+1", "2x+1-y = 0"),
+    ("\\log 100", "\\sin 30^\\circ"),
+    ("\\{x \\mid |x| \\ge \\sqrt{5}\\}", "[\\sqrt{2}, \\pi)"),
 ]
 
 

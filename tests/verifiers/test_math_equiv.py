@@ -277,6 +277,17 @@ CASES = {
         ("\\text{all real numbers except } 2", "(-\\infty,2)\\cup(2,\\infty)", T),
         ("all real numbers except 2 and 3", "(-\\infty,2)\\cup(2,3)\\cup(3,\\infty)", T),
         ("all real numbers except 2", "(-\\infty,2)\\cup(2,3)\\cup(3,\\infty)", F),
+        # conditions that need solving (sympy: zeros and poles, then one sample per gap)
+        ("\\{x \\mid |x| \\geq \\sqrt{5}\\}", "(-\\infty,-\\sqrt{5}]\\cup[\\sqrt{5},\\infty)", T),
+        ("\\{x : x^2 < 4\\}", "(-2,2)", T),
+        ("\\{x : x^2 < 4\\}", "[-2,2]", F),
+        ("\\{x \\mid \\frac{x-1}{x+2} \\le 0\\}", "(-2,1]", T),
+        ("\\{x \\mid \\frac{x-1}{x+2} \\le 0\\}", "[-2,1]", F),
+        ("\\{x \\mid x^2 \\ne 9\\}", "(-\\infty,-3)\\cup(-3,3)\\cup(3,\\infty)", T),
+        ("\\{x \\mid x \\ge 0, x^2 < 9\\}", "[0,3)", T),
+        ("\\{x \\mid x^2 + 1 > 0\\}", "\\mathbb{R}", T),
+        ("\\{x \\mid \\sin x > 2\\}", "\\emptyset", T),
+        ("\\{x \\mid x^2 < y\\}", "(0,1)", F),  # two variables: not a set of reals
     ],
     "scalar_matrix": [
         ("2\\begin{pmatrix}1&2\\\\3&4\\end{pmatrix}", "\\begin{pmatrix}2&4\\\\6&8\\end{pmatrix}", T),
