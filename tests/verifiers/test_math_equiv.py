@@ -365,7 +365,16 @@ def test_gold_in_dataset_style() -> None:
 
 def test_in_process_sympy_matches_pool() -> None:
     """in_process=True (what a scoring worker uses) gives the same answers as the helper pool."""
-    rows = [("\\frac{\\sqrt{2}}{2}", "\\frac{1}{\\sqrt{2}}"), ("x^2-1", "(x-1)(x+1)"), ("\\pi", "3.14")]
+    rows = [
+        ("\\frac{\\sqrt{2}}{2}", "\\frac{1}{\\sqrt{2}}"),
+        ("x^2-1", "(x-1)(x+1)"),
+        ("\\pi", "3.14"),
+        ("\\log 100", "2"),
+        ("\\sin 60^\\circ", "\\frac{\\sqrt3}{2}"),
+        ("[\\sqrt{2}, \\pi)\\cup[3,4]", "[\\sqrt2, 4]"),
+        ("\\{x : x^2 < 4\\}", "(-2,2)"),
+        ("\\sqrt{2}\\begin{pmatrix}1&1\\end{pmatrix}", "\\begin{pmatrix}\\sqrt2&\\sqrt2\\end{pmatrix}"),
+    ]
     for pred, gold in rows:
         inline = compare(pred, gold, 10.0, in_process=True, use_cache=False)
         assert inline == compare(pred, gold, 10.0, in_process=False, use_cache=False)
