@@ -2,9 +2,11 @@
 
 `clean` removes `$…$`, `\\(`, `\\left`/`\\right`, `\\!`, `\\,`, `\\displaystyle`, `\\dfrac`/`\\tfrac`,
 `\\text`-style wrappers, degree signs, percent signs (percent is a unit: 25\\% == 25), currency
-(`\\$`), thousands separators (`1,000`, `10\\,000`, `10{,}000`, `10 000`: a comma or space followed by
-exactly three digits), and rewrites repeating decimals (`0.\\overline{3}`, `0.333\\ldots` -> 1/3),
-mixed numbers (`2\\frac{1}{2}`, `2 1/2`), shorthand (`\\frac12`, `\\sqrt2`) and unicode (`−`, `π`, `≤`).
+(`\\$`), thousands separators (`1,000`, MATH's `1,\\!000`, `10\\,000`, `10{,}000`, `10 000`: a comma
+or space followed by exactly three digits, groups of three after 1-3 leading digits; `(1,500)` alone
+in brackets stays a pair), degrees inside trig functions (`\\sin 30^\\circ` -> `\\sin (30\\pi/180)`),
+and rewrites repeating decimals (`0.\\overline{3}`, `0.333\\ldots` -> 1/3), mixed numbers
+(`2\\frac{1}{2}`, `2 1/2`), shorthand (`\\frac12`, `\\sqrt2`) and unicode (`−`, `π`, `≤`).
 Every pattern is anchored or bounded so that cleaning stays linear-ish; answers longer than
 `MAX_CLEAN_CHARS` only get a cheap whitespace/`$`/separator strip. `canon_text` is the form used to
 compare word answers.

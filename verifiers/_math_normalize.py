@@ -3,8 +3,10 @@
 Trees: bare comma lists ("2, 3"; unordered), sets (`\\{…\\}`; unordered), tuples/intervals
 (`(a, b]`; ordered, bracket kinds kept), unions (`\\cup`), matrices (`pmatrix`, `bmatrix`),
 equations (`x = 2`), inequalities in one variable (turned into intervals: `x > 2` -> (2, oo)),
-`a \\pm b` (the two values), answer choices (`(B) 17`), text answers, and scalar expressions
-(parsed by `_math_parse`). Units after a number (`5 cm`, `18 dollars`, `\\text{ cm}^2`) are
+`a \\pm b` (the two values), set expressions and set-builder notation (`_math_sets`: `\\cap`,
+`\\setminus`, complements, `\\{x \\mid x \\ne 2\\}`; `x \\ne 2` alone is the reals without 2), a scalar
+times a matrix (multiplied into every entry), answer choices (`(B) 17`), text answers, and scalar
+expressions (parsed by `_math_parse`). Units after a number (`5 cm`, `18 dollars`, `\\text{ cm}^2`) are
 dropped per item; redundant outer parentheses are stripped in one linear pass. Nothing here
 imports sympy.
 

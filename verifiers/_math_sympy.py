@@ -9,13 +9,17 @@ exact evaluator (huge exponents and factorials raise `TooLarge` before sympy tou
    numeric check first (a clear difference is a mismatch), then ``expand_complex``/``radsimp`` of
    the difference; if those cannot prove it, the two must agree to 45 significant digits at
    60-digit precision, plus as many digits as the largest or smallest magnitude inside the
-   difference (so `\\sqrt{10^{100}+1}` != `10^{50}`); beyond 10^15000 nothing is "numerically" equal. (`simplify` is skipped on constants: it is slow and adds nothing here.)
+   difference (so `\\sqrt{10^{100}+1}` != `10^{50}`); beyond 10^15000 nothing is "numerically"
+   equal. (`simplify` is skipped on constants: it is slow and adds nothing here.)
 3. equations: ``l1 - r1`` and ``l2 - r2`` equal up to sign, or their ratio a non-zero constant
    (the same equation scaled: ``2x = 4`` == ``x = 2``, ``x^2/4 + y^2/9 = 1`` == ``9x^2 + 4y^2 = 36``);
 4. a `\\log` without a base is read as natural on both sides, and, when that fails, as base 10 on
    both sides (`\\log 100` == 2, `\\log 2` == `\\ln 2`; each reading is exact);
 5. expressions with variables: ``expand``/``simplify`` of the difference, else 4 random rational
-   points must all agree to 45 digits (a polynomial-identity style test).
+   points must all agree to 45 digits (a polynomial-identity style test);
+6. sets of reals (`_math_sets`): endpoints ordered exactly (`_is_zero`, else the sign of a 30-digit
+   difference); set-builder conditions that need solving are split at the real zeros and poles of
+   ``left - right`` (``solveset``) with one sample point per gap.
 
 Callers bound the time: this code may be slow on hostile input and is run where it can be killed
 (`_math_pool`) or where the scoring worker's parent kills it (`deadline_enforced()`).
