@@ -169,17 +169,10 @@ def equal(p: tuple, g: tuple, be: Backend) -> bool:
             return be.equation((p[1][1], p[2][1]), (g[1][1], g[2][1]))
         return False
     if kp == "eq":  # x = 2 vs 2; also a + b = 10 vs 10 (a constant right side is the value)
-        named_set = p[2][0] in _SET_KINDS | {"set", "tuple"} and _set_name(p[1])  # D = \\{x | x ≠ 2\\}
+        named_set = p[2][0] in _SET_KINDS | {"set", "tuple"} and _set_name(p[1])  # D = \{x | x ≠ 2\}
         return (_is_var(p[1]) or _is_const(p[2]) or named_set) and equal(p[2], g, be)
     if kg == "eq":
         return _is_var(g[1]) and equal(p, g[2], be)
-    # one-element containers
-    if kp in ("list", "set") and len(p[1]) == 1 and kg not in ("list", "set"):
-        return equal(p[1][0], g, be)
-    if kg in ("list", "set") and len(g[1]) == 1 and kp not in ("list", "set"):
-        return equal(p, g[1][0], be)
-    if kp in ("list", "set") and kg in ("list", "set"):
-        return _multiset(p[1], g[1], be)
     if (
         kp in ("union", "list")
         and kg in ("union", "list")
@@ -192,6 +185,13 @@ def equal(p: tuple, g: tuple, be: Backend) -> bool:
             return be.sets(p, g)
         except NotASet:
             return False
+    # one-element containers
+    if kp in ("list", "set") and len(p[1]) == 1 and kg not in ("list", "set"):
+        return equal(p[1][0], g, be)
+    if kg in ("list", "set") and len(g[1]) == 1 and kp not in ("list", "set"):
+        return equal(p, g[1][0], be)
+    if kp in ("list", "set") and kg in ("list", "set"):
+        return _multiset(p[1], g[1], be)
     if kp == "tuple" and kg == "tuple":
         return p[2] == g[2] and p[3] == g[3] and _ordered(p[1], g[1], be)
     if kp == "matrix" and kg == "matrix":

@@ -208,6 +208,8 @@ class _Canon:
             return self.norm([(v, True, v, True) for v in (self.point(x) for x in t[1])])
         if kind == "union":
             return self.norm([piece for part in t[1] for piece in self.canon(part)])
+        if kind == "list" and len(t[1]) == 1:
+            return self.canon(t[1][0])
         if kind == "compl":
             return self.complement(self.canon(t[1]))
         if kind == "solve":
