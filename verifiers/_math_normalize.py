@@ -247,7 +247,7 @@ def _scaled(coef: Tree, cell: Tree) -> Tree:
 
 def _matrix(s: str, depth: int) -> Tree | None:
     """`pmatrix`/`bmatrix`/… (in brackets or not), optionally after a scalar: `\\frac12 \\begin{pmatrix}…`."""
-    m = _MATRIX.fullmatch(s)
+    m = _MATRIX.fullmatch(s) if "\\begin{" in s else None
     if not m or "\\begin{" in m.group("coef") or "\\end{" in m.group("body"):
         return None
     rows = [r for r in split_top(m.group("body"), ("\\\\",)) if r.strip()]
