@@ -96,6 +96,8 @@ class FastBackend:
         fa, fb = to_fraction(a), to_fraction(b)
         if fa is not None and fb is not None:
             return fa == fb
+        if a[0] == "s" and (b[0] == "s" or fb is not None) or b[0] == "s" and fa is not None:
+            return False  # a lone name never equals another name or a number
         # a finite rational vs something containing infinity is never equal
         if (fa is not None and _has(b, {"c"}, {"oo"})) or (fb is not None and _has(a, {"c"}, {"oo"})):
             return False

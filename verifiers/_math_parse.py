@@ -17,7 +17,9 @@ AST nodes: ("n", Fraction) number, ("s", name) symbol, ("c", "pi"|"e"|"i"|"oo") 
 ("add", items), ("mul", items), ("neg", x), ("div", a, b), ("pow", a, b), ("fact", x),
 ("root", x, n), ("abs", x), ("binom", n, k), ("f", name, arg, base_or_None). A `\\log` without a
 base is ("f", "logx", arg, None): base 10 or e, decided by the comparison; `\\ln` is "log" with base
-None (natural), `\\lg` "log" with base 10; `\\sin^{-1}` is "arcsin".
+None (natural), `\\lg` "log" with base 10; `\\sin^{-1}` is "arcsin". A number in another base
+(`0x3EB2`, `3EB2_{16}`) is a symbol with a canonical name ("0x3eb2"), and an unspaced letter-digit
+run (`3eb2`, `x2`) a symbol named by its text: never a product (see `_glue_words`).
 """
 
 from __future__ import annotations
@@ -67,23 +69,89 @@ _TOKEN = re.compile(
 )
 
 
-def tokenize(s: str) -> list[tuple[str, str]]:
-    """Split `s` into (kind, text) tokens; kind is num, cmd, sym or op. Raises ParseError."""
+# A number in another base: 0x3EB2, 0b1011, 0o17 (any case), or 3EB2_{16}, 1011_2 (bases 2-36).
+_BASED = re.compile(
+    r"(?<![0-9A-Za-z.\\])(?:0(?P<pre>[xXbBoO])(?P<pdig>[0-9A-Za-z]+)"
+    r"|(?P<sdig>\d[0-9A-Za-z]*)_(?:\{\s*\(?\s*(?P<sb1>\d+)\s*\)?\s*\}|(?P<sb2>\d+)))(?![0-9A-Za-z.])"
+)
+_PREFIX_BASE = {"x": 16, "b": 2, "o": 8}
+_PREFIX_NAME = {16: "0x", 2: "0b", 8: "0o"}
+
+
+def _based(m: re.Match[str]) -> tuple[str, str]:
+    """A based literal's token: ("num", decimal) in base 10, ("word", canonical name) otherwise.
+
+    The name is canonical (0x3eb2 for 0x3EB2 and 3EB2_{16}; 2101_3 for other bases), so equal
+    values in the same base compare equal and anything else compares as a different name. Digits
+    invalid for the base give the literal's exact text as the name (never a product).
+    """
+    pre = m.group("pre")
+    digits = m.group("pdig") if pre else m.group("sdig")
+    base = _PREFIX_BASE[pre.lower()] if pre else int(m.group("sb1") or m.group("sb2"))
+    try:
+        value = int(digits, base) if 2 <= base <= 36 and len(digits) <= MAX_DIGITS else None
+    except ValueError:
+        value = None
+    if value is None:
+        return ("word", re.sub(r"[\s{}()]", "", m.group(0)))
+    if base == 10:
+        return ("num", str(value))
+    text = f"{value:x}" if base == 16 else f"{value:b}" if base == 2 else f"{value:o}" if base == 8 else ""
+    if not text:
+        text = digits.lstrip("0").lower() or "0"
+        return ("word", f"{text}_{base}")
+    return ("word", _PREFIX_NAME[base] + text)
+
+
+def _glue_words(s: str, toks: list[tuple[str, str, int, int]]) -> list[tuple[str, str]]:
+    """Merge an unspaced run of numbers and letters into one opaque name where reading it as a
+    product would be a guess: a letter directly followed by a digit (`3eb2`, `x2`, `2x3`,
+    `0.5x2`) or a leading zero directly followed by a letter (`0a`, `0xZZ`). `2x`, `3ab`, `2e5`
+    and `\\pi2` keep their usual meaning."""
     out: list[tuple[str, str]] = []
+    i = 0
+    while i < len(toks):
+        j = i + 1
+        if toks[i][0] in ("num", "sym"):
+            while j < len(toks) and toks[j][0] in ("num", "sym") and toks[j][2] == toks[j - 1][3]:
+                j += 1
+        run = toks[i:j]
+        kinds = [t[0] for t in run]
+        letter_digit = any(a == "sym" and b == "num" for a, b in zip(kinds, kinds[1:]))
+        zero_letter = len(run) > 1 and kinds[:2] == ["num", "sym"] and re.fullmatch(r"0+\.?", run[0][1])
+        if letter_digit or zero_letter:
+            out.append(("word", s[run[0][2] : run[-1][3]]))
+        else:
+            out.extend((t[0], t[1]) for t in run)
+        i = j
+    return out
+
+
+def tokenize(s: str) -> list[tuple[str, str]]:
+    """Split `s` into (kind, text) tokens; kind is num, cmd, sym, op or word (an opaque name: a
+    based literal such as 0x3eb2, or a glued run such as 3eb2, see `_glue_words`).
+    Raises ParseError."""
+    raw: list[tuple[str, str, int, int]] = []
     pos, n = 0, len(s)
     while pos < n:
         if s[pos].isspace():
             pos += 1
             continue
-        m = _TOKEN.match(s, pos)
-        if not m or m.end() == pos:
-            raise ParseError(f"unexpected character {s[pos]!r} at {pos}")
-        kind = m.lastgroup or "op"
-        out.append((kind, m.group(kind).strip()))
-        pos = m.end()
-        if len(out) > MAX_TOKENS:
+        b = _BASED.match(s, pos) if s[pos].isdigit() else None
+        if b:
+            kind, text = _based(b)
+            raw.append((kind, text, -1, -1))  # never glued to a neighbour
+            pos = b.end()
+        else:
+            m = _TOKEN.match(s, pos)
+            if not m or m.end() == pos:
+                raise ParseError(f"unexpected character {s[pos]!r} at {pos}")
+            kind = m.lastgroup or "op"
+            raw.append((kind, m.group(kind).strip(), m.start(kind), m.end()))
+            pos = m.end()
+        if len(raw) > MAX_TOKENS:
             raise TooLarge(f"more than {MAX_TOKENS} tokens")
-    return out
+    return _glue_words(s, raw)
 
 
 def _number(text: str) -> Fraction:
@@ -166,7 +234,7 @@ class _Parser:
 
     def starts_atom(self, tok: tuple[str, str]) -> bool:
         kind, text = tok
-        if kind in ("num", "sym"):
+        if kind in ("num", "sym", "word"):
             return True
         if kind == "cmd":
             name = text[1:]
@@ -212,6 +280,8 @@ class _Parser:
             node: Node = ("n", _number(text))
         elif kind == "sym":
             node = self.symbol(text)
+        elif kind == "word":
+            node = ("s", text)
         elif kind == "cmd":
             node = self.command(text[1:])
         elif text in ("(", "[", "{"):
