@@ -103,11 +103,14 @@ def _based(m: re.Match[str]) -> tuple[str, str]:
     return ("word", _PREFIX_NAME[base] + text)
 
 
+_ROMAN = re.compile(r"M{0,3}(?:CM|CD|D?C{0,3})(?:XC|XL|L?X{0,3})(?:IX|IV|V?I{0,3})")
+
+
 def _glue_words(s: str, toks: list[tuple[str, str, int, int]]) -> list[tuple[str, str]]:
     """Merge an unspaced run of numbers and letters into one opaque name where reading it as a
     product would be a guess: a letter directly followed by a digit (`3eb2`, `x2`, `2x3`,
-    `0.5x2`) or a leading zero directly followed by a letter (`0a`, `0xZZ`). `2x`, `3ab`, `2e5`
-    and `\\pi2` keep their usual meaning."""
+    `0.5x2`), a leading zero directly followed by a letter (`0a`, `0xZZ`), or an upper-case Roman
+    numeral (`IV` is not `VI`). `2x`, `3ab`, `2e5` and `\\pi2` keep their usual meaning."""
     out: list[tuple[str, str]] = []
     i = 0
     while i < len(toks):
@@ -119,7 +122,8 @@ def _glue_words(s: str, toks: list[tuple[str, str, int, int]]) -> list[tuple[str
         kinds = [t[0] for t in run]
         letter_digit = any(a == "sym" and b == "num" for a, b in zip(kinds, kinds[1:]))
         zero_letter = len(run) > 1 and kinds[:2] == ["num", "sym"] and re.fullmatch(r"0+\.?", run[0][1])
-        if letter_digit or zero_letter:
+        roman = len(run) > 1 and _ROMAN.fullmatch("".join(t[1] for t in run)) is not None
+        if letter_digit or zero_letter or roman:
             out.append(("word", s[run[0][2] : run[-1][3]]))
         else:
             out.extend((t[0], t[1]) for t in run)

@@ -1,4 +1,4 @@
-"""Numbers in other bases and unspaced letter-digit runs are never read as products.
+"""Numbers in other bases, unspaced letter-digit runs and Roman numerals are never read as products.
 
 Before this rule `0x10` tokenized as 0 * x * 10 = 0, so every hexadecimal answer equalled every
 other (`0x3eb3` passed for `0x3eb2`), and `3eb2` (hex without a prefix) was 6*e*b = `6eb1`.
@@ -42,6 +42,10 @@ from rlvr.verifiers.math import compare, is_equivalent
         ("2e5", "2e6"),
         ("1a", "2a"),
         ("(0x10, 0x21)", "(0x10, 0x20)"),
+        ("IV", "VI"),  # Roman numerals: 4 vs 6, as products I*V = V*I
+        ("XIV", "XVI"),
+        ("\\text{XI}", "\\text{IX}"),
+        ("CD", "DC"),  # 400 vs 600 (as segment names these are equal: a false negative we accept)
     ],
 )
 def test_near_misses_are_mismatches(pred: str, gold: str) -> None:
@@ -73,6 +77,9 @@ def test_near_misses_are_mismatches(pred: str, gold: str) -> None:
         ("\\pi2", "2\\pi"),
         ("6x", "2x \\cdot 3"),
         ("x_2", "x_{2}"),
+        ("XIV", "\\text{XIV}"),
+        ("AB", "BA"),  # not a Roman numeral: still a product of two variables
+        ("VIV", "VVI"),  # not a valid Roman numeral either
     ],
 )
 def test_same_values_match(pred: str, gold: str) -> None:
@@ -99,4 +106,5 @@ def test_tokens() -> None:
     assert tokenize("2x") == [("num", "2"), ("sym", "x")]
     assert tokenize("x_1") == [("sym", "x"), ("op", "_"), ("num", "1")]
     assert tokenize("a_{12}") == [("sym", "a"), ("op", "_"), ("op", "{"), ("num", "12"), ("op", "}")]
+    assert tokenize("XIV") == [("word", "XIV")]
     assert tokenize("2 x 3") == [("num", "2"), ("sym", "x"), ("num", "3")]  # spaced: a product
