@@ -207,7 +207,9 @@ def clean(s: str) -> str:
 
 
 def canon_text(s: str) -> str:
-    """Text form for word / choice answers: lower case, letters and digits only."""
+    """Text form for word / choice answers: lower case, letters and digits only, except that digit
+    groups stay apart (`1:23` -> "1|23", never "123" like `12:3` or `1011_2` and `101_{12}`)."""
     s = s.lower().replace("\\text", " ")
     s = re.sub(r"^\s*(?:the|an|a)\s+", "", s)
-    return re.sub(r"[^a-z0-9]+", "", s)
+    s = re.sub(r"(?<=\d)[^a-z0-9]+(?=\d)", "|", s)
+    return re.sub(r"[^a-z0-9|]+", "", s)

@@ -46,6 +46,9 @@ from rlvr.verifiers.math import compare, is_equivalent
         ("XIV", "XVI"),
         ("\\text{XI}", "\\text{IX}"),
         ("CD", "DC"),  # 400 vs 600 (as segment names these are equal: a false negative we accept)
+        ("1:23", "12:3"),  # unparsed text keeps its digit groups apart
+        ("12:30", "1:230"),
+        ("\\text{Room }1:23", "\\text{Room }12:3"),
     ],
 )
 def test_near_misses_are_mismatches(pred: str, gold: str) -> None:
@@ -80,6 +83,7 @@ def test_near_misses_are_mismatches(pred: str, gold: str) -> None:
         ("XIV", "\\text{XIV}"),
         ("AB", "BA"),  # not a Roman numeral: still a product of two variables
         ("VIV", "VVI"),  # not a valid Roman numeral either
+        ("1:2", "1 : 2"),
     ],
 )
 def test_same_values_match(pred: str, gold: str) -> None:
