@@ -6,22 +6,23 @@ with the reason; under CI=true a missing engine is a failure, never a skip (`req
 Parallel runs: `make test` runs `pytest -n 2 --dist loadgroup` (pytest-xdist; README, "Running the
 tests"). Most of the suite's time is spent waiting on subprocesses (`rlvr train/sft/rm/dpo/pipeline`
 runs with one torch thread each, a vLLM engine, Docker containers), so two workers keep both
-cores busy. `pytest_collection_modifyitems` below:
+cores busy. The hooks below (and the scheduler they feed):
 - keeps the tests that must share one process or must not overlap on one worker (xdist groups):
   every test that uses the session's vLLM engine (fixture `vllm_engine`: one engine start, not one
   per worker), every Docker test (one warm pool; the recovery tests count containers), and any test
   a module marks `xdist_group(...)` itself (e.g. the 2-process DDP tests, which use one port);
 - starts the slow tests (marker `slow`) and the vLLM group first, so the run does not end with one
   long test on one worker while the other idles.
-Each worker runs torch with one thread, like the CLI subprocesses the tests start: two workers
-on two cores, no oversubscription. A plain `pytest` (no `-n`) runs everything in order, in one
-process, exactly as before.
+Every run (workers or not) uses one torch thread unless OMP_NUM_THREADS says otherwise, like
+the CLI subprocesses the tests start: two workers on two cores, no oversubscription. A plain
+`pytest` (no `-n`) runs everything in order, in one process.
 """
 
 from __future__ import annotations
 
 import json
 import os
+import sys
 import tempfile
 from pathlib import Path
 
@@ -30,8 +31,12 @@ import pytest
 IN_CI = os.environ.get("CI", "").lower() in {"1", "true", "yes"}
 XDIST_WORKER = os.environ.get("PYTEST_XDIST_WORKER")  # "gw0", "gw1", ... in an xdist worker
 
-if XDIST_WORKER:  # before any test module imports torch
-    os.environ.setdefault("OMP_NUM_THREADS", "1")
+# One torch thread, as in the CLI subprocesses the tests start (tests/trainers/conftest.py): the
+# models are tiny, and a second OpenMP thread spin-waiting on a busy or shared machine cost the
+# in-process trainer tests 10-15x their CPU time (docs/benchmarks.md, "Test suite").
+os.environ.setdefault("OMP_NUM_THREADS", "1")  # before any test module imports torch
+if "torch" in sys.modules:  # imported already (by a plugin): set it directly
+    sys.modules["torch"].set_num_threads(int(os.environ["OMP_NUM_THREADS"]))
 
 # fixture (anywhere in a test's fixture closure) -> the xdist group its tests run in
 GROUP_BY_FIXTURE = {"vllm_engine": "vllm_engine"}
