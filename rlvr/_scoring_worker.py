@@ -35,7 +35,7 @@ from rlvr.verifiers.base import (
     Score,
     _split_spec,
     resolve_verifier,
-    set_deadline_enforced,
+    under_deadline,
 )
 
 __all__ = ["DEFAULT_PRELOAD", "ScoredBatch", "ScoringError", "ScoringReport"]
@@ -152,8 +152,9 @@ def _run_item(verifier: Any, completion: str, sample: Sample) -> tuple[str, Any]
         if not math.isfinite(reward):
             raise ValueError(f"verifier returned a non-finite reward {score.reward!r}")
         passed = None if score.passed is None else bool(score.passed)
-        if reward is not score.reward or passed is not score.passed:
-            score = Score(reward, passed, score.info)
+        suspicious = None if score.suspicious is None else bool(score.suspicious)
+        if reward is not score.reward or passed is not score.passed or suspicious is not score.suspicious:
+            score = Score(reward, passed, score.info, suspicious)
         return "ok", score
     except BaseException as e:  # SystemExit in verifier code is a bug too; SIGINT is ignored in workers
         return "exception", (type(e).__name__, str(e)[:500], traceback.format_exc())
@@ -282,8 +283,9 @@ def _send(conn: Any, seq: int, records: list[tuple[int, str, Any]]) -> None:
         conn.send((seq, fixed))
 
 
-def _worker_main(conn: Any, slots: Any, slot: int, spec_blob: bytes) -> None:
-    """Build the verifier, then score chunks until told to stop (None) or the pipe closes.
+def _worker_main(conn: Any, slots: Any, slot: int, spec_blob: bytes, deadline_s: float) -> None:
+    """Build the verifier (in its `under_deadline` form: the parent kills an item after
+    `deadline_s`), then score chunks until told to stop (None) or the pipe closes.
 
     Before each item it writes (chunk seq, position) and the start time into ``slots`` so that the
     parent can enforce the deadline and blame the right item; after it, the "done" mark (odd key).
@@ -292,9 +294,8 @@ def _worker_main(conn: Any, slots: Any, slot: int, spec_blob: bytes) -> None:
 
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C is the parent's to handle
     _die_with_parent()
-    set_deadline_enforced(True)
     try:
-        verifier = resolve_verifier(pickle.loads(spec_blob))
+        verifier = under_deadline(resolve_verifier(pickle.loads(spec_blob)), deadline_s)
     except BaseException:
         conn.send(("init_error", traceback.format_exc()))
         return

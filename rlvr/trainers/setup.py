@@ -7,8 +7,8 @@
   checkpointing); the reference is loaded only when the KL weight is non-zero.
 - `build_sampler`: HFSampler (shares the policy's weights), VLLMSampler or VLLMServerSampler.
 - `build_optimizer`: AdamW + a warmup schedule from transformers.
-- `task_verifier`, `data_order`, `evaluate`: the task's weighted verifier (with the config's
-  overrides), the seeded prompt order, and greedy held-out accuracy.
+- `task_verifier`, `data_order`: the task's weighted verifier (with the config's overrides) and
+  the seeded prompt order. (Held-out evaluation is `rlvr.rollout.evaluate`.)
 
 What it does not do: the loop itself, or any loss math.
 
@@ -27,10 +27,9 @@ from typing import Any
 
 import torch
 
-from rlvr.samplers import SamplingParams
-from rlvr.verifiers.base import VerifierError, combine, resolve_verifier
+from rlvr.verifiers.base import BatchVerifier, VerifierError, batched_components, combine, resolve_verifier
 
-__all__ = ["build_optimizer", "build_sampler", "data_order", "evaluate", "load_policy", "load_reference",
+__all__ = ["build_optimizer", "build_sampler", "data_order", "load_policy", "load_reference",
            "model_path", "scoring_workers", "task_verifier"]
 
 log = logging.getLogger("rlvr.train")
@@ -170,7 +169,7 @@ def task_verifier(task: Any, tcfg: Any) -> Any:
             built = resolve_verifier((k, options.get(k, {})))
         except (TypeError, ValueError) as e:
             raise VerifierError(f"task.verifier_options.{k}: {e}") from None
-        if k == primary and hasattr(built, "prefetch") and getattr(built, "threshold", 0) is None:
+        if k == primary and isinstance(built, BatchVerifier) and getattr(built, "threshold", 0) is None:
             log.warning("task.primary is %r, a learned reward without a threshold: it passes nothing, so accuracy "
                         "will read 0; set task.primary to a rule-based verifier (e.g. math at weight 0)", k)
     return combine(weights, {k: (k, options.get(k, {})) for k in weights}, primary=primary)
@@ -180,8 +179,7 @@ def scoring_workers(verifier: Any, workers: int) -> int:
     """0 (score in the trainer's process) when a component is batched, e.g. a reward model: it then
     runs once per batch on the trainer's device instead of once per completion in every worker.
     Rule-based components keep their own deadlines there (math forks sympy, code runs sandboxed)."""
-    parts = verifier._verifiers().values() if hasattr(verifier, "_verifiers") else [verifier]
-    batched = sorted(type(v).__name__ for v in parts if hasattr(v, "prefetch"))
+    batched = sorted(type(v).__name__ for v in batched_components(resolve_verifier(verifier)))
     if workers and batched:
         log.info("scoring in the trainer's process (scoring.workers=%d ignored): %s scores whole batches", workers, ", ".join(batched))
         return 0
@@ -199,18 +197,4 @@ def data_order(n: int, seed: int, cursor: int, count: int) -> list[int]:
             random.Random(f"{seed}:{epoch}").shuffle(perm)
             perms[epoch] = perm
         out.append(perms[epoch][c % n])
-    return out
-
-
-def evaluate(sampler: Any, task: Any, samples: list[Any], scorer: Any, cfg: Any, tokenizer: Any) -> dict[str, float]:
-    """Greedy held-out accuracy: the fraction of `samples` whose primary verifier passes."""
-    prompts = [task.render(s, tokenizer) for s in samples]
-    params = SamplingParams(temperature=0.0, max_new_tokens=cfg.rollout.max_new_tokens, stop=tuple(cfg.rollout.stop))
-    groups = sampler.generate(prompts, n=1, params=params)
-    texts = [g.completions[0].text for g in groups]
-    scores = scorer.submit(texts, samples).result()
-    out = {"eval/accuracy": sum(bool(s.passed) for s in scores) / len(scores),
-           "eval/reward": sum(s.reward for s in scores) / len(scores)}
-    for name in sorted({k for s in scores for k in (s.info or {}).get("rewards", {})}):
-        out[f"eval/reward/{name}"] = sum(s.info["rewards"].get(name, 0.0) for s in scores) / len(scores)
     return out
