@@ -223,14 +223,17 @@ class JudgeVerifier:
         log.debug("judge score %g: %s", value, rationale[-300:])
         return Score(reward, passed, {"score": value, "rationale": rationale})
 
-    def _run(self, batches: list[list[_Item]]) -> None:
-        """Send `batches` with at most `concurrency` in flight, each with its own deadline."""
+    def complete(self, texts: Sequence[str]) -> list[tuple[str | None, str, str]]:
+        """Send `texts` as prompts (`batch_size` per request, at most `concurrency` requests in flight,
+        each with its own `timeout_s` deadline and retries); per text (reply, error, message), the
+        reply None when the request failed. `rlvr cai` uses this for critiques and revisions."""
+        batches = [list(texts[i:i + self.batch_size]) for i in range(0, len(texts), self.batch_size)]
         results: dict[int, tuple[list[str] | None, str, str]] = {}
         done = threading.Condition()
         started: dict[int, float] = {}
 
         def work(b: int, deadline: float) -> None:
-            out = self._request([it.text for it in batches[b]], deadline)
+            out = self._request(batches[b], deadline)
             with done:
                 results.setdefault(b, out)  # a request already declared timed out stays so
                 done.notify_all()
@@ -249,10 +252,11 @@ class JudgeVerifier:
                 if todo or live:
                     wake = min((started[b] + self.timeout_s for b in live), default=time.monotonic())
                     done.wait(max(0.0, wake - time.monotonic()) + 0.01)
-        for b, items in enumerate(batches):
-            judgments, error, message = results[b]
-            for k, it in enumerate(items):
-                it.score = self._score(judgments[k]) if judgments is not None else Score(0.0, None, {"error": error, "message": message})
+        out: list[tuple[str | None, str, str]] = []
+        for b, batch in enumerate(batches):
+            replies, error, message = results[b]
+            out += [(replies[k], "", "") if replies is not None else (None, error, message) for k in range(len(batch))]
+        return out
 
     def score_many(self, completions: Sequence[str], samples: Sequence[Any]) -> list[Score]:
         """One `Score` per completion, in order; distinct uncached items are judged in batches."""
@@ -266,7 +270,8 @@ class JudgeVerifier:
                 if key not in self._cache and key not in todo:
                     todo[key] = _Item(key, self.judge_prompt(c, s))
         items = list(todo.values())
-        self._run([items[i:i + self.batch_size] for i in range(0, len(items), self.batch_size)])
+        for it, (judgment, error, message) in zip(items, self.complete([it.text for it in items])):
+            it.score = self._score(judgment) if judgment is not None else Score(0.0, None, {"error": error, "message": message})
         transport = [it for it in items if (it.score.info.get("error") or "").startswith(("unreachable", "http_", "bad_response"))]
         if items and len(transport) == len(items):
             info = items[0].score.info

@@ -8,22 +8,14 @@ rubric template to get unparseable text. No traffic leaves 127.0.0.1.
 
 from __future__ import annotations
 
-import importlib.util
-import os
-import signal
 import socket
-import subprocess
-import sys
 import threading
-from pathlib import Path
 
 import pytest
 
 from rlvr.verifiers import Sample, get_verifier
 from rlvr.verifiers.judge import JudgeUnavailable, JudgeVerifier, parse_score
-from tests.conftest import require
 
-REPO = Path(__file__).resolve().parents[2]
 ARITH = ("A conversation between User and Assistant. The Assistant puts the final answer inside <answer> </answer> "
          "tags.\nUser: What is {completion} + 10?\nAssistant:")
 
@@ -38,35 +30,6 @@ class Counting(JudgeVerifier):
     def _post(self, texts, timeout):
         self.requests.append(len(texts))
         return super()._post(texts, timeout)
-
-
-@pytest.fixture(scope="module")
-def serve_url():
-    require(importlib.util.find_spec("vllm") is not None, "vllm is not installed (scripts/install_vllm_cpu.sh .venv)")
-    from rlvr.demo.pretrain import ensure_base_model
-
-    env = {**os.environ, "OMP_NUM_THREADS": "1", "PYTHONPATH": str(REPO)}
-    proc = subprocess.Popen([sys.executable, "-m", "rlvr.commands.serve", "--model", str(ensure_base_model()),
-                             "--host", "127.0.0.1", "--port", "0", "--dtype", "float32", "--kv-cache-gib", "0.25",
-                             "--max-model-len", "512"], stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True, env=env)
-    url = None
-    for _ in range(50):  # the banner is one of the first lines; bounded
-        line = proc.stdout.readline()
-        if not line:
-            break
-        if line.startswith("rlvr serve:"):
-            url = line.split(" on ")[1].split()[0]
-            break
-    if url is None:
-        proc.kill()
-        pytest.fail(f"rlvr serve did not start (exit code {proc.wait(30)})")
-    yield url
-    proc.send_signal(signal.SIGTERM)
-    try:
-        proc.wait(60)
-    except subprocess.TimeoutExpired:
-        proc.kill()
-        proc.wait(30)
 
 
 # ------------------------------------------------------------------ parsing (no server)
@@ -155,8 +118,8 @@ def test_an_unreachable_judge_raises():
 # ------------------------------------------------------------------ against rlvr serve
 
 @pytest.mark.vllm
-def test_batched_concurrent_requests_cache_and_scores_from_rlvr_serve(serve_url):
-    v = Counting(serve_url, model="judge", rubric="unused", scale=[0, 100], template=ARITH, max_tokens=16,
+def test_batched_concurrent_requests_cache_and_scores_from_rlvr_serve(demo_serve_url):
+    v = Counting(demo_serve_url, model="judge", rubric="unused", scale=[0, 100], template=ARITH, max_tokens=16,
                  batch_size=2, concurrency=2)
     completions = ["23", "41", "23", "30", "55"]
     out = v.score_many(completions, [Sample(prompt="p")] * 5)
@@ -172,28 +135,28 @@ def test_batched_concurrent_requests_cache_and_scores_from_rlvr_serve(serve_url)
     parsed = [i for i, s in enumerate(out) if "error" not in s.info]
     assert [again[i].info for i in parsed] == [out[i].info for i in parsed]
     assert sum(v.requests[2:]) == len({completions[i] for i in range(5) if i not in parsed})  # only failures are re-asked
-    other_rubric = Counting(serve_url, rubric="different", scale=[0, 100], template=ARITH, max_tokens=16)
+    other_rubric = Counting(demo_serve_url, rubric="different", scale=[0, 100], template=ARITH, max_tokens=16)
     other_rubric._cache = v._cache  # the same cache, another rubric: a miss
     other_rubric.score_many(["23"], [Sample(prompt="p")])
     assert other_rubric.requests == [1]
 
 
 @pytest.mark.vllm
-def test_unparseable_judgments_deadlines_and_http_errors_from_rlvr_serve(serve_url):
-    v = JudgeVerifier(serve_url, rubric="Is the answer right?", max_tokens=24)  # the default prompt: the demo model rambles
+def test_unparseable_judgments_deadlines_and_http_errors_from_rlvr_serve(demo_serve_url):
+    v = JudgeVerifier(demo_serve_url, rubric="Is the answer right?", max_tokens=24)  # the default prompt: the demo model rambles
     out = v.score_many(["The answer is 4", "5"], [Sample(prompt="What is 2+2?", answer="4")] * 2)
     assert all(s.info["error"] == "unparseable" and s.passed is None and isinstance(s.info["judgment"], str) for s in out)
-    slow = JudgeVerifier(serve_url, template=ARITH, max_tokens=400, timeout_s=0.001, retries=0)
+    slow = JudgeVerifier(demo_serve_url, template=ARITH, max_tokens=400, timeout_s=0.001, retries=0)
     assert [s.info["error"] for s in slow.score_many(["11", "12"], [Sample()] * 2)] == ["timeout", "timeout"]
-    bad = JudgeVerifier(serve_url, template=ARITH, temperature=-1.0)  # rlvr serve answers 400
+    bad = JudgeVerifier(demo_serve_url, template=ARITH, temperature=-1.0)  # rlvr serve answers 400
     with pytest.raises(JudgeUnavailable, match="http_400.*temperature"):
         bad.score_many(["11"], [Sample()])
     # the server is still fine, and the in-process scorer batches the judge through prefetch
     from rlvr.scoring import score_batch
     from rlvr.verifiers import combine
 
-    judge = Counting(serve_url, scale=[0, 100], template=ARITH, max_tokens=16, batch_size=8)
+    judge = Counting(demo_serve_url, scale=[0, 100], template=ARITH, max_tokens=16, batch_size=8)
     res = score_batch(combine({"judge": 1.0}, {"judge": judge}), ["23", "41", "30"], [Sample()] * 3, workers=0)
     assert judge.requests == [3] and len(res) == 3
-    built = get_verifier("judge", endpoint=serve_url, model="m", rubric="r", scale=10)
+    built = get_verifier("judge", endpoint=demo_serve_url, model="m", rubric="r", scale=10)
     assert isinstance(built, JudgeVerifier) and (built.low, built.high, built.rubric) == (0.0, 10.0, "r")
