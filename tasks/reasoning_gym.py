@@ -30,7 +30,8 @@ What it does:
 - scores with the ``reasoning_gym`` verifier: the last ``<answer>…</answer>`` of the completion
   goes to the generator's `score_answer` with the problem's entry, and the verifier runs through
   `rlvr.scoring` like any other (a per-item deadline of `timeout_s`, a hang or crash is failure as
-  data); ``passed`` is ``score >= pass_threshold`` (default 1.0: full marks only), the reward is the
+  data, and so is a `score_answer` that raises on a malformed answer); ``passed`` is
+  ``score >= pass_threshold`` (default 1.0: full marks only), the reward is the
   generator's score (some give partial credit).
 
 What it does not do: install reasoning-gym. It is an optional extra (``pip install 'rlvr[gym]'``);
@@ -57,6 +58,11 @@ from typing import Any
 
 from rlvr.tasks.base import Task, TaskDataError, register_task
 from rlvr.verifiers.base import Sample, Score, register_verifier
+
+try:  # imported here when installed, so rlvr.scoring's fork server preloads it and a new worker scores at once
+    import reasoning_gym as _preloaded  # noqa: F401
+except ImportError:
+    pass
 
 __all__ = ["GymSpec", "ReasoningGymTask", "allocate", "load_gym", "reasoning_gym_verifier"]
 
@@ -231,7 +237,10 @@ def reasoning_gym_verifier(completion: str, sample: Sample, pass_threshold: floa
     """The generator's `score_answer` on the last ``<answer>…</answer>``; reward = its score.
 
     `timeout_s` is the budget `rlvr.scoring` enforces per item. A completion with no answer tag
-    scores 0 with ``info["reason"] = "no_final_answer"`` (score_answer is not called).
+    scores 0 with ``info["reason"] = "no_final_answer"`` (score_answer is not called). A
+    `score_answer` that raises on the answer (several do on malformed text) gives 0 with
+    ``info["error"] = "score_answer_raised"`` and the exception's message: the policy's answer, not a
+    bug of ours, so it is data (counted in ``verifier/error_rate``), not a failed batch.
     """
     meta = sample.metadata
     if "rg_dataset" not in meta or "rg_entry" not in meta:
@@ -240,5 +249,10 @@ def reasoning_gym_verifier(completion: str, sample: Sample, pass_threshold: floa
     if not found:
         return Score(0.0, False, {"reason": "no_final_answer", "extracted": None, "dataset": meta["rg_dataset"]})
     answer = found[-1].strip()
-    score = float(_scorer(meta["rg_dataset"], meta.get("rg_config") or {}, tuple(meta.get("rg_modules") or ())).score_answer(answer, meta["rg_entry"]))
+    scorer = _scorer(meta["rg_dataset"], meta.get("rg_config") or {}, tuple(meta.get("rg_modules") or ()))
+    try:
+        score = float(scorer.score_answer(answer, meta["rg_entry"]))
+    except Exception as e:  # some generators' score_answer raise on malformed answers (e.g. "139.0" as a factor)
+        return Score(0.0, False, {"error": "score_answer_raised", "exception": f"{type(e).__name__}: {e}"[:300],
+                                  "extracted": answer[:200], "dataset": meta["rg_dataset"]})
     return Score(score, score >= pass_threshold, {"score": score, "extracted": answer[:200], "dataset": meta["rg_dataset"]})

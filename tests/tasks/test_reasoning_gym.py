@@ -97,11 +97,19 @@ def test_scoring_turns_a_hung_or_crashing_score_answer_into_failure_data():
     samples = task.samples()
     texts = [f"<answer>{samples[0].answer}</answer>", "<answer>hang</answer>", "<answer>boom</answer>",
              f"<answer>{samples[3].answer}</answer>"]
-    out = score_batch(task.verifier(), texts, samples, workers=1, timeout_s=2.0, max_exception_fraction=None)
-    assert [s.reward for s in out] == [1.0, 0.0, 0.0, 1.0]
-    assert out[1].info["error"] == "timeout" and out[2].info["error"] == "exception"
-    assert "score_answer exploded" in out[2].info["exception"]
-    assert out.report.timeouts == 1 and out.report.exceptions == 1
+    out = score_batch(task.verifier(), texts, samples, workers=1, timeout_s=3.0)
+    assert [s.reward for s in out] == [1.0, 0.0, 0.0, 1.0] and [s.passed for s in out] == [True, False, False, True]
+    assert out[1].info["error"] == "timeout" and out[2].info["error"] == "score_answer_raised"
+    assert out[2].info["reasoning_gym"]["exception"] == "RuntimeError: score_answer exploded"
+    assert out.report.timeouts == 1
+
+
+def test_a_real_generator_raising_on_a_malformed_answer_is_data():
+    task = get_task("reasoning_gym", dataset="prime_factorization", size=5, seed=0)
+    s = next(s for s in task.samples() if " × " not in s.answer)  # a prime: its factorisation is itself
+    out = task.verifier()(f"<answer>{s.answer}.0</answer>", s)  # reasoning-gym's score_answer raises ValueError here
+    assert out.passed is False and out.info["error"] == "score_answer_raised"
+    assert out.info["reasoning_gym"]["exception"].startswith("ValueError")
 
 
 def test_bad_options_are_clear_errors():
