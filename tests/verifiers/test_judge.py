@@ -160,3 +160,50 @@ def test_unparseable_judgments_deadlines_and_http_errors_from_rlvr_serve(demo_se
     assert judge.requests == [3] and len(res) == 3
     built = get_verifier("judge", endpoint=demo_serve_url, model="m", rubric="r", scale=10)
     assert isinstance(built, JudgeVerifier) and (built.low, built.high, built.rubric) == (0.0, 10.0, "r")
+
+
+@pytest.mark.vllm
+def test_a_5xx_is_retried_and_then_rlvr_serve_answers(demo_serve_url):
+    """A proxy in front of rlvr serve answers the first request with 503, then forwards: one retry."""
+    import urllib.request
+    from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+    hits: list[int] = []
+
+    class Flaky(BaseHTTPRequestHandler):
+        def log_message(self, *a):
+            pass
+
+        def do_POST(self):
+            body = self.rfile.read(int(self.headers["Content-Length"]))
+            hits.append(len(body))
+            if len(hits) == 1:
+                self.send_response(503)
+                self.end_headers()
+                self.wfile.write(b"busy")
+                return
+            req = urllib.request.Request(demo_serve_url + self.path, data=body, headers={"Content-Type": "application/json"})
+            with urllib.request.urlopen(req, timeout=120) as resp:
+                data = resp.read()
+            self.send_response(200)
+            self.send_header("Content-Length", str(len(data)))
+            self.end_headers()
+            self.wfile.write(data)
+
+    proxy = ThreadingHTTPServer(("127.0.0.1", 0), Flaky)
+    t = threading.Thread(target=proxy.serve_forever, daemon=True)
+    t.start()
+    try:
+        v = JudgeVerifier(f"http://127.0.0.1:{proxy.server_address[1]}", scale=[0, 100], template=ARITH, max_tokens=16,
+                          retries=1, backoff_s=0.01)
+        out = v.score_many(["23"], [Sample()])
+        assert len(hits) == 2 and "timeout" not in str(out[0].info) and "http_503" not in str(out[0].info)
+        assert out[0].info.get("score") == 33.0 or out[0].info.get("error") == "unparseable"
+        no_retry = JudgeVerifier(f"http://127.0.0.1:{proxy.server_address[1]}", template=ARITH, retries=0)
+        hits.clear()
+        with pytest.raises(JudgeUnavailable, match="http_503.*busy"):
+            no_retry.score_many(["23"], [Sample()])
+    finally:
+        proxy.shutdown()
+        proxy.server_close()
+        t.join(10)
