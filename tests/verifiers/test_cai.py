@@ -116,3 +116,36 @@ def test_cai_writes_rows_that_sft_and_dpo_train_on(demo_serve_url, tmp_path):
             if "error" not in b["info"] and "error" not in a["info"] and a["reward"] > b["reward"] and t["final"] != t["original"]:
                 want.append({"prompt": t["prompt"], "chosen": t["final"], "rejected": t["original"]})
     assert pairs == want
+
+
+@pytest.mark.vllm
+@pytest.mark.slow
+def test_rlvr_train_with_the_judge_as_reward(demo_serve_url, tmp_path):
+    """RLAIF plumbing: `rlvr train` scores with the judge (batched, in the trainer's process) against
+    rlvr serve; math at weight 0 stays the primary, so accuracy is still the rule-based one."""
+    import yaml
+
+    from tests.verifiers.test_judge import ARITH
+
+    run_dir = tmp_path / "run"
+    cfg = {"seed": 0, "steps": 2, "model": {"path": "demo"},
+           "task": {"name": "arithmetic", "options": {"level": 1, "n": 16, "n_test": 4},
+                    "verifiers": {"judge": 1.0, "math": 0.0}, "primary": "math", "eval_limit": 4,
+                    "verifier_options": {"judge": {"endpoint": demo_serve_url, "template": ARITH, "scale": [0, 200],
+                                                   "max_tokens": 12, "timeout_s": 120}}},
+           "rollout": {"prompts_per_step": 2, "group_size": 2, "max_new_tokens": 8},
+           "optim": {"lr": 1.0e-5}, "scoring": {"workers": 1},
+           "logging": {"run_dir": str(run_dir), "eval_every": 0, "tensorboard": False, "progress": "none"},
+           "checkpoint": {"every": 0, "keep_last": 1}}
+    (tmp_path / "run.yaml").write_text(yaml.safe_dump(cfg))
+    proc = rlvr("train", str(tmp_path / "run.yaml"))
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    metrics = [json.loads(line) for line in (run_dir / "metrics.jsonl").read_text().splitlines()]
+    assert [m["step"] for m in metrics] == [1, 2] and all("reward/judge" in m for m in metrics)
+    rows = [json.loads(line) for line in (run_dir / "rollouts.jsonl").read_text().splitlines()]
+    assert len(rows) == 2 * 2 * 2
+    for r in rows:
+        judge = r["info"]["judge"]
+        assert ("score" in judge and r["rewards"]["judge"] == pytest.approx(judge["score"] / 200)) or \
+            (judge["error"] in ("unparseable", "out_of_range") and r["rewards"]["judge"] == 0.0), judge
+        assert r["passed"] == r["info"]["passed"]["math"]  # accuracy stays the math verifier's
