@@ -232,8 +232,6 @@ def _build(cfg: TrainConfig, acc: Any, run_dir: Path, resume: bool) -> tuple[Par
     if cfg.curriculum.enabled:
         from rlvr.curriculum import Curriculum
 
-        if acc.num_processes > 1:
-            raise ValueError("curriculum.enabled: one training process only for now (the pass rates are kept per process)")
         parts.curriculum = Curriculum.from_config(cfg.curriculum, len(parts.train_samples), cfg.seed)
         if "curriculum" in state:
             parts.curriculum.load_state_dict(state["curriculum"])
@@ -250,8 +248,13 @@ def _train_step(parts: Parts, state: dict[str, Any], step: int) -> tuple[dict[st
     t_gen = time.perf_counter() - t0
     curriculum = {}
     if parts.curriculum is not None:  # every group seen (kept or dropped) is one visit of its prompt
-        for g in rollout.seen:
-            parts.curriculum.update([(g.index, s.passed) for s in g.scores])
+        visits = [[(g.index, s.passed) for s in g.scores] for g in rollout.seen]
+        if acc.num_processes > 1:  # every rank applies every rank's visits, in rank order: one state everywhere
+            from accelerate.utils import gather_object
+
+            visits = gather_object(visits)
+        for visit in visits:
+            parts.curriculum.update(visit)
         state["curriculum"] = parts.curriculum.state_dict()
         curriculum = parts.curriculum.pool_sizes()
     # 3. advantages per group, then the packed batch (loss masks: truncated rows zeroed when asked)

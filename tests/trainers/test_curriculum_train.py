@@ -66,3 +66,34 @@ def test_curriculum_draws_what_it_says_and_resumes_exactly(tmp_path):
             assert cut[step][key] == pytest.approx(value, rel=1e-5, abs=1e-7), (step, key)
     resumed = json.loads((cut_dir / "checkpoints" / f"step-{STEPS:06d}" / "state.json").read_text())
     assert resumed["curriculum"] == final["curriculum"]
+
+
+def test_two_processes_share_one_curriculum(tmp_path):
+    """2 gloo processes: each applies both ranks' results, so they draw one split order; the saved
+    state equals a replay of the gathered rollouts (rank 0's groups, then rank 1's, per step)."""
+    import sys
+
+    from .conftest import REPO
+
+    run_dir = tmp_path / "run"
+    cfg = _config(run_dir)
+    cfg.update(steps=3, preset="grpo")
+    cfg["checkpoint"] = {"every": 0, "keep_last": 1}
+    accelerate = sys.executable.rsplit("/", 1)[0] + "/accelerate"
+    run([accelerate, "launch", "--config_file", str(REPO / "rlvr/configs/accelerate/ddp.yaml"), "--num_processes", "2",
+         "-m", "rlvr", "train", str(write_config(tmp_path / "run.yaml", cfg))], timeout=600)
+    summary = json.loads((run_dir / "summary.json").read_text())
+    assert len(summary["weight_fingerprints"]) == 2 and summary["weight_fingerprints"][0] == summary["weight_fingerprints"][1]
+    questions = [s.prompt for s in get_task("arithmetic", level=1, n=N, n_test=4).samples("train")]
+    rows = [json.loads(line) for line in (run_dir / "rollouts.jsonl").read_text().splitlines()]
+    cur = Curriculum(N, seed=0, k=1)
+    for step in range(1, 4):
+        mine = [r for r in rows if r["step"] == step]
+        groups = [mine[i:i + G] for i in range(0, len(mine), G)]
+        drawn = [next(i for i, q in enumerate(questions) if f"User: {q}\n" in g[0]["prompt"]) for g in groups]
+        order = cur.next(PER_ROUND)
+        assert drawn == order[0::2] + order[1::2], step  # rank 0's share, then rank 1's
+        for i, g in zip(drawn, groups):
+            cur.update([(i, r["passed"]) for r in g])
+    state = json.loads((run_dir / "checkpoints" / "step-000003" / "state.json").read_text())
+    assert state["curriculum"] == cur.state_dict()
