@@ -216,6 +216,7 @@ class JudgeVerifier:
         value, why, where = parse_score(judgment, self.low, self.high)
         rationale = judgment[:where].strip()[-2000:]
         if why != "ok":
+            log.debug("judge %s: %s", why, judgment[-300:])
             return Score(0.0, None, {"error": why, "judgment": judgment[-2000:], "rationale": rationale,
                                      **({"score": value} if value is not None else {})})
         reward = (value - self.low) / (self.high - self.low)
