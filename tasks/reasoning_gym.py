@@ -158,7 +158,7 @@ def _entries(spec: GymSpec, n: int, seed: int, exclude: set[str]) -> list[dict[s
         if len(out) == n:
             break
         entry = ds[i]
-        if entry["question"] in seen and exclude:
+        if entry["question"] in seen:
             continue
         seen.add(entry["question"])
         out.append(entry)
@@ -204,6 +204,8 @@ class ReasoningGymTask(Task):
             counts = allocate(self.size if split == "train" else self.size_test, [s.weight for s in self.specs])
             rows: list[Sample] = []
             for k, (spec, n) in enumerate(zip(self.specs, counts)):
+                if n == 0:  # a light weight in a small split
+                    continue
                 if split == "train":
                     ds = _make_dataset(spec, n, self.seed + k)
                     rows += [_sample(spec, ds[i]) for i in range(n)]

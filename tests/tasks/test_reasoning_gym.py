@@ -129,3 +129,9 @@ def test_without_reasoning_gym_the_error_says_how_to_install_it(monkeypatch):
     monkeypatch.setitem(sys.modules, "reasoning_gym", None)  # makes `import reasoning_gym` fail, as when absent
     with pytest.raises(TaskDataError, match=r"pip install 'rlvr\[gym\]'"):
         get_task("reasoning_gym", dataset="chain_sum")
+
+
+def test_a_generator_whose_share_rounds_to_zero_is_left_out():
+    task = get_task("reasoning_gym", size=3, size_test=2, datasets={"chain_sum": 10, "products": 10, "gcd": 1})
+    assert sorted(s.metadata["rg_dataset"] for s in task.samples()) == ["chain_sum", "chain_sum", "products"]
+    assert sorted(s.metadata["rg_dataset"] for s in task.samples("test")) == ["chain_sum", "products"]
