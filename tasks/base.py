@@ -55,6 +55,7 @@ _BUILTIN = {
     "mbpp": "rlvr.tasks.code",
     "stdio": "rlvr.tasks.code",
     "dataset": "rlvr.tasks.dataset",
+    "reasoning_gym": "rlvr.tasks.reasoning_gym",
 }
 
 

@@ -164,6 +164,8 @@ _BUILTIN_MODULES: dict[str, str] = {
     "reward_model": "rlvr.verifiers.reward_model",
     "length": "rlvr.verifiers.format",
     "countdown": "rlvr.tasks.countdown",
+    "reasoning_gym": "rlvr.tasks.reasoning_gym",
+    "judge": "rlvr.verifiers.judge",
 }
 
 _ENTRY_POINT_GROUP = "rlvr.verifiers"

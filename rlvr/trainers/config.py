@@ -26,6 +26,7 @@ from pathlib import Path
 from typing import Any, Literal
 
 from rlvr.config import load_config
+from rlvr.curriculum import CurriculumConfig
 from rlvr.presets import AlgoConfig, get_preset, preset_tree
 
 __all__ = [
@@ -191,6 +192,9 @@ class TrainConfig:
     logging: LoggingConfig = field(default_factory=LoggingConfig)
     checkpoint: CheckpointConfig = field(default_factory=CheckpointConfig)
     critic: CriticConfig = field(default_factory=CriticConfig)
+    # Curriculum prompt sampler (rlvr.curriculum): per-prompt pass rates, retire prompts solved or
+    # failed k times in a row, draw from a difficulty band. Off by default.
+    curriculum: CurriculumConfig = field(default_factory=CurriculumConfig)
 
     def __post_init__(self) -> None:
         problems = []

@@ -84,6 +84,7 @@ class Parts:
     task: Any
     train_samples: list[Any]
     plan: RolloutPlan  # what each step collects
+    curriculum: Any | None = None  # rlvr.curriculum.Curriculum when curriculum.enabled
 
 
 def rollout_plan(cfg: TrainConfig, num_processes: int = 1) -> RolloutPlan:
@@ -102,7 +103,9 @@ def prompt_stream(parts: Parts, state: dict[str, Any]) -> Callable[[int], Prompt
 
     def draw(_round: int) -> PromptBatch:
         cursor = state["data_position"]
-        idx = setup.data_order(len(parts.train_samples), cfg.seed, cursor, per_round)[acc.process_index::acc.num_processes]
+        order = parts.curriculum.next(per_round) if parts.curriculum is not None else \
+            setup.data_order(len(parts.train_samples), cfg.seed, cursor, per_round)
+        idx = order[acc.process_index::acc.num_processes]
         state["data_position"] = cursor + per_round
         samples = [parts.train_samples[i] for i in idx]
         seed = (cfg.seed * 1_000_003 + cursor * 97 + acc.process_index * 13) % (2**62)
@@ -231,6 +234,12 @@ def _build(cfg: TrainConfig, acc: Any, run_dir: Path, resume: bool) -> tuple[Par
     parts = Parts(cfg=cfg, acc=acc, model=model, tokenizer=tokenizer, ref=ref, optimizer=optimizer, scheduler=scheduler,
                   critic=critic, sampler=sampler, scorer=None, task=task, train_samples=task.samples("train"),
                   plan=rollout_plan(cfg, acc.num_processes))
+    if cfg.curriculum.enabled:
+        from rlvr.curriculum import Curriculum
+
+        parts.curriculum = Curriculum.from_config(cfg.curriculum, len(parts.train_samples), cfg.seed)
+        if "curriculum" in state:
+            parts.curriculum.load_state_dict(state["curriculum"])
     return parts, state, ckpt
 
 
@@ -242,6 +251,17 @@ def _train_step(parts: Parts, state: dict[str, Any], step: int) -> tuple[dict[st
     rollout = collect(parts.sampler, parts.scorer, prompt_stream(parts, state), parts.plan,
                       policy_version=step - 1, agree=_agree(acc))
     t_gen = time.perf_counter() - t0
+    curriculum = {}
+    if parts.curriculum is not None:  # every group seen (kept or dropped) is one visit of its prompt
+        visits = [[(g.index, s.passed) for s in g.scores] for g in rollout.seen]
+        if acc.num_processes > 1:  # every rank applies every rank's visits, in rank order: one state everywhere
+            from accelerate.utils import gather_object
+
+            visits = gather_object(visits)
+        for visit in visits:
+            parts.curriculum.update(visit)
+        state["curriculum"] = parts.curriculum.state_dict()
+        curriculum = parts.curriculum.pool_sizes()
     # 3. advantages per group, then the packed batch (loss masks: truncated rows zeroed when asked)
     rewards = torch.stack([g.shaped for g in rollout.groups])  # (B, G)
     batch = pack_groups(rollout.groups, parts.tokenizer.pad_token_id)
@@ -271,7 +291,7 @@ def _train_step(parts: Parts, state: dict[str, Any], step: int) -> tuple[dict[st
     # 5. weights to the sampler, step metrics averaged over the processes
     if cfg.rollout.backend != "hf":
         parts.sampler.update_weights(acc.unwrap_model(parts.model))
-    metrics = _step_metrics(rollout.seen, {**rollout.stats.metrics(), **train_metrics})
+    metrics = _step_metrics(rollout.seen, {**rollout.stats.metrics(), **train_metrics, **curriculum})
     metrics = {k: acc.reduce(torch.tensor(v, dtype=torch.float64, device=acc.device), "mean").item()
                for k, v in sorted(metrics.items())}
     metrics.update({"lr": parts.scheduler.get_last_lr()[0], "time/generate_score": t_gen,
