@@ -135,31 +135,14 @@ def _check(get_verifier: Any, name: str, options: dict[str, Any]) -> Any:
     except (TypeError, ValueError) as e:
         raise InputError(f"verifier {name!r}: bad options {options}: {e}") from None
     module = getattr(getattr(built, "fn", built), "__module__", "") or ""
-    return (name, options) if module.startswith("rlvr.") else built
+    return (name, options) if module.startswith("rlvr.") or ":" in name else built  # file refs reload by name
 
 
 def import_plugins(targets: Sequence[str]) -> None:
-    """Import modules or ``.py`` files (their directory goes on sys.path, so workers can import them too)."""
-    import importlib
-    import sys
-    from pathlib import Path
+    """Import modules or ``.py`` files (`rlvr.plugins.import_targets`; workers import them too)."""
+    from rlvr.plugins import import_targets
 
-    from rlvr.io import InputError
-
-    for target in targets:
-        if target.endswith(".py"):
-            path = Path(target).resolve()
-            if not path.is_file():
-                raise InputError(f"--import {target}: no such file")
-            if str(path.parent) not in sys.path:
-                sys.path.insert(0, str(path.parent))
-            target = path.stem
-        try:
-            importlib.import_module(target)
-        except ModuleNotFoundError as e:
-            if e.name != target and not target.startswith(f"{e.name}."):
-                raise
-            raise InputError(f"--import {target}: no module named {e.name!r}") from None
+    import_targets(targets)
 
 
 # ----------------------------------------------------------------------------- rows

@@ -47,6 +47,7 @@ from rlvr.samplers import SamplingParams
 from rlvr.scoring import Scorer
 from rlvr.trainers import setup
 from rlvr.trainers.config import TrainConfig
+from rlvr.trainers.finalize import GracefulStop, write_final
 
 __all__ = ["train"]
 
@@ -215,8 +216,10 @@ def _progress(cfg: TrainConfig, start: int, enabled: bool) -> Any:
     return tqdm(total=cfg.steps, initial=start, desc="rlvr train", disable=off, dynamic_ncols=True, file=sys.stderr)
 
 
-def train(cfg: TrainConfig, *, resume: bool = False, config_yaml: str | None = None) -> dict[str, Any]:
-    """Run (or resume) training as `cfg` says; returns a summary (eval accuracy first/last, wall time)."""
+def train(cfg: TrainConfig, *, resume: bool = False, config_yaml: str | None = None, task: Any = None,
+          verifier: Any = None) -> dict[str, Any]:
+    """Run (or resume) training as `cfg` says; returns a summary (eval accuracy first/last, wall time).
+    `task` and `verifier` (built in Python, e.g. by `rlvr.GRPOTrainer`) replace the config's."""
     from accelerate import Accelerator
 
     from rlvr.tasks import get_task
@@ -245,6 +248,8 @@ def train(cfg: TrainConfig, *, resume: bool = False, config_yaml: str | None = N
         state = load_checkpoint(ckpt, model=None if lora else model, optimizer=ctx.optimizer, scheduler=ctx.scheduler)
         if lora:
             setup.load_adapter(model, ckpt / "model")
+        if acc.is_main_process:
+            print(f"rlvr train: --resume: continuing after step {state['step']} of {cfg.steps} from {ckpt}", file=sys.stderr)
     ctx.model, ctx.optimizer = acc.prepare(model, ctx.optimizer)
     ctx.critic = None
     if cfg.algo.needs_critic:
@@ -258,7 +263,7 @@ def train(cfg: TrainConfig, *, resume: bool = False, config_yaml: str | None = N
     ctx.sampler = setup.build_sampler(cfg, policy, ctx.tokenizer, path)
     ctx.params = SamplingParams(temperature=cfg.rollout.temperature, top_p=cfg.rollout.top_p, top_k=cfg.rollout.top_k,
                                 max_new_tokens=cfg.rollout.max_new_tokens, stop=tuple(cfg.rollout.stop))
-    ctx.task = get_task(cfg.task.name, **cfg.task.options)
+    ctx.task = task if task is not None else get_task(cfg.task.name, **cfg.task.options)
     ctx.train_samples = ctx.task.samples("train")
     eval_samples = ctx.task.samples(cfg.task.eval_split, cfg.task.eval_limit) if cfg.logging.eval_every else []
     main = acc.is_main_process
@@ -281,9 +286,9 @@ def train(cfg: TrainConfig, *, resume: bool = False, config_yaml: str | None = N
     bar = _progress(cfg, start, main)
     deadline = None if cfg.max_minutes is None else time.monotonic() + 60 * cfg.max_minutes
     last: dict[str, float] = {}
-    verifier = setup.task_verifier(ctx.task, cfg.task)
+    verifier = verifier if verifier is not None else setup.task_verifier(ctx.task, cfg.task)
     workers = setup.scoring_workers(verifier, cfg.scoring.workers)
-    with Scorer(verifier, workers=workers, timeout_s=cfg.scoring.timeout_s) as ctx.scorer:
+    with Scorer(verifier, workers=workers, timeout_s=cfg.scoring.timeout_s) as ctx.scorer, GracefulStop() as stop:
         if start == 0 and main and eval_samples:
             logger.metrics(0, run_eval(0))
         step = start
@@ -335,7 +340,7 @@ def train(cfg: TrainConfig, *, resume: bool = False, config_yaml: str | None = N
                 records = gather_object(records)
             metrics.update({"lr": ctx.scheduler.get_last_lr()[0], "time/generate_score": t_gen,
                             "time/train": time.perf_counter() - t1, "time/step": time.perf_counter() - t0})
-            out_of_time = deadline is not None and time.monotonic() > deadline
+            out_of_time = (deadline is not None and time.monotonic() > deadline) or stop.requested
             if acc.num_processes > 1:  # every rank stops at the same step
                 out_of_time = bool(acc.reduce(torch.tensor(float(out_of_time), device=acc.device), "max").item())
             # the last step evaluates, also when max_minutes ends the run early (the held-out "after")
@@ -359,17 +364,20 @@ def train(cfg: TrainConfig, *, resume: bool = False, config_yaml: str | None = N
                                     extra={"critic": ctx.critic.state()} if ctx.critic is not None else None)
                 acc.wait_for_everyone()
             if out_of_time:
-                bar.write(f"rlvr train: max_minutes={cfg.max_minutes} reached at step {step}; checkpoint saved")
+                why = "SIGTERM" if stop.requested else f"max_minutes={cfg.max_minutes} reached"
+                bar.write(f"rlvr train: {why} at step {step}; checkpoint saved to {run_dir}/checkpoints (continue with --resume)")
                 break
     bar.close()
     logger.close()
+    if main and not stop.requested:  # RUN_DIR/final: the model to use (LoRA: merged, adapter beside it)
+        write_final(run_dir, acc.unwrap_model(ctx.model), ctx.tokenizer, config_yaml, cfg.rollout.max_new_tokens)
     fingerprints = _weight_fingerprints(acc, acc.unwrap_model(ctx.model))
     if cfg.rollout.backend != "hf":
         ctx.sampler.close()
     return {"steps": step, "steps_planned": cfg.steps, "finished": step >= cfg.steps,
             "eval_first": history["eval_first"], "eval_last": history["eval_last"],
             "wall_seconds": time.perf_counter() - wall, "last": last, "run_dir": str(run_dir),
-            "weight_fingerprints": fingerprints}
+            "weight_fingerprints": fingerprints, "stopped_by": "SIGTERM" if stop.requested else None}
 
 
 def _weight_fingerprints(acc: Any, model: Any) -> list[str]:
