@@ -68,7 +68,7 @@ def _from_python(obj: Any, where: str) -> _Node:
 def _merge(base: _Node | None, top: _Node) -> _Node:
     """Deep-merge maps (`top` wins); anything else is replaced by `top`."""
     if top.whole and top.kind == "map" and base is not None and base.kind == "map":
-        return dataclasses.replace(top, under=base if base.under is None else base)
+        return dataclasses.replace(top, under=base if top.under is None else _merge(base, top.under))
     if base is None or base.kind != "map" or top.kind != "map":
         return top
     out = dict(base.value)
