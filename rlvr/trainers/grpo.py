@@ -365,7 +365,8 @@ def train(cfg: TrainConfig, *, resume: bool = False, config_yaml: str | None = N
                 acc.wait_for_everyone()
             if out_of_time:
                 why = "SIGTERM" if stop.requested else f"max_minutes={cfg.max_minutes} reached"
-                bar.write(f"rlvr train: {why} at step {step}; checkpoint saved to {run_dir}/checkpoints (continue with --resume)")
+                bar.write(f"rlvr train: {why} at step {step}; checkpoint saved to {run_dir}/checkpoints (continue with --resume)",
+                          file=sys.stderr)
                 break
     bar.close()
     logger.close()
