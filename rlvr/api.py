@@ -34,11 +34,12 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
 import pickle
 import shutil
 import sys
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -209,7 +210,9 @@ class GRPOTrainer:
             save_resolved(self.cfg, run_dir)
         from rlvr.trainers.grpo import train
 
-        summary = train(self.cfg, resume=resume, config_yaml=dump_yaml(self.cfg), task=self.task, verifier=self.verifier)
+        with _script_not_rerun(self.verifier):
+            summary = train(self.cfg, resume=resume, config_yaml=dump_yaml(self.cfg), task=self.task,
+                            verifier=self.verifier)
         if main:
             (run_dir / "summary.json").write_text(json.dumps(summary, indent=1, default=str) + "\n")
         self.summary = summary
@@ -224,6 +227,32 @@ class GRPOTrainer:
         if out.resolve() != final.resolve():
             shutil.copytree(final, out, dirs_exist_ok=True)
         return out
+
+
+@contextlib.contextmanager
+def _script_not_rerun(verifier: Any) -> Iterator[None]:
+    """Let a script call ``trainer.train()`` at top level, without ``if __name__ == "__main__":``.
+
+    Worker processes (scoring, vLLM) started by forkserver/spawn re-run the main script to rebuild
+    it, which would start a second training run in each worker. Reward functions given in Python
+    travel by value (cloudpickle), so the workers do not need the script: while training, the
+    script's path is hidden from multiprocessing, as it is for a notebook. Not done when a verifier
+    is named by a registration that only the script makes (the workers then need the script).
+    """
+    from rlvr.verifiers.base import _REGISTRY
+
+    main = sys.modules.get("__main__")
+    names = [spec for _, spec in getattr(verifier, "components", {}).values() if isinstance(spec, str)]
+    own = any(getattr(_REGISTRY.get(n), "__module__", None) == "__main__" for n in names)
+    if own or main is None or getattr(main, "__spec__", None) is not None or not getattr(main, "__file__", None):
+        yield
+        return
+    path = main.__file__
+    del main.__file__
+    try:
+        yield
+    finally:
+        main.__file__ = path
 
 
 def _prepare_run_dir(run_dir: Path, *, resume: bool, overwrite: bool, main: bool) -> None:

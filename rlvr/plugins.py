@@ -172,7 +172,7 @@ class FunctionVerifier:
                  pass_threshold: float = 1.0):
         if not callable(fn):
             raise TypeError(f"reward function {fn!r} is not callable")
-        self.fn, self.timeout_s, self.pass_threshold = fn, timeout_s, pass_threshold
+        self.func, self.timeout_s, self.pass_threshold = fn, timeout_s, pass_threshold
         self.name = name or getattr(fn, "__name__", type(fn).__name__)
         try:
             self.__signature__ = inspect.signature(fn)
@@ -182,7 +182,7 @@ class FunctionVerifier:
     def __call__(self, completion: str, sample: Any, **options: Any) -> Any:
         from rlvr.verifiers.base import Score
 
-        out = self.fn(completion, sample, **options)
+        out = self.func(completion, sample, **options)
         if isinstance(out, Score):
             return out
         if isinstance(out, bool):
@@ -200,17 +200,17 @@ class FunctionVerifier:
         try:
             import cloudpickle
 
-            state["fn"] = ("cloudpickle", cloudpickle.dumps(self.fn))
+            state["func"] = ("cloudpickle", cloudpickle.dumps(self.func))
         except ImportError:  # pickled by reference: a module-level function
             pass
         return state
 
     def __setstate__(self, state: dict[str, Any]) -> None:
-        fn = state["fn"]
+        fn = state["func"]
         if isinstance(fn, tuple) and len(fn) == 2 and fn[0] == "cloudpickle":
             import cloudpickle
 
-            state["fn"] = cloudpickle.loads(fn[1])
+            state["func"] = cloudpickle.loads(fn[1])
         self.__dict__.update(state)
 
     def __repr__(self) -> str:
