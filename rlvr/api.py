@@ -166,6 +166,9 @@ class GRPOTrainer:
             self.task = InMemoryTask(template=tname, template_fn=template if callable(template) else None,
                                      train=_rows(train_dataset, "train_dataset", columns),
                                      test=_rows(eval_dataset, "eval_dataset", columns) if eval_dataset is not None else [])
+            fn_name = f"{getattr(template, '__module__', '?')}:{getattr(template, '__qualname__', '?')}"
+            self.cfg.task.name, self.cfg.task.options = "python", {"template": fn_name if callable(template) else tname}
+            self.cfg.task.verifiers = None  # the resolved config says what ran: data and rewards from Python
             if eval_dataset is None and self.cfg.logging.eval_every:
                 print("rlvr: no eval_dataset: held-out evaluation is off (logging.eval_every=0)", file=sys.stderr)
                 self.cfg.logging.eval_every = 0

@@ -60,18 +60,26 @@ def _training_config(model: str) -> dict[str, Any]:
 
 
 def _template(args: argparse.Namespace, trained: dict[str, Any]) -> str:
+    """--template, else the template the training config names (task.options.template, else the
+    task's own), else "none"; a recorded one that no longer loads falls back to "none" with a note."""
     if args.template is not None:
         return args.template
-    task = trained.get("task") or {}
-    if not task:
-        return "none"
     from rlvr.io import InputError
     from rlvr.tasks import get_task
+    from rlvr.templates import get_template
 
+    task = trained.get("task") or {}
+    name = (task.get("options") or {}).get("template")
     try:
-        return getattr(get_task(task.get("name", ""), **(task.get("options") or {})), "template", "none")
-    except (InputError, TypeError, ValueError):
-        return "none"
+        if name is None and task:
+            name = getattr(get_task(task.get("name", ""), **(task.get("options") or {})), "template", None)
+        if isinstance(name, str):
+            get_template(name)
+            return name
+    except (InputError, TypeError, ValueError) as e:
+        print(f"rlvr generate: the training template cannot be used here ({e}); using 'none' "
+              "(pass --template)", file=sys.stderr)
+    return "none"
 
 
 def run(args: argparse.Namespace) -> int:
