@@ -136,8 +136,11 @@ def import_targets(targets: Iterable[str], *, flag: str = "--import") -> list[An
                 sys.path.insert(0, str(path.resolve().parent))
                 modules.append(_import_module(path.name, f"{flag} {target}"))
                 target = str(path.resolve())
-            elif path.is_file():
-                modules.append(_module_from_file(path.resolve()))
+            elif path.is_file():  # imported under its own name, so workers can unpickle what it defines
+                parent = str(path.resolve().parent)
+                if parent not in sys.path:
+                    sys.path.insert(0, parent)
+                modules.append(_import_module(path.stem, f"{flag} {target}"))
                 target = str(path.resolve())
             else:
                 raise PluginError(f"{flag} {target}: no such file (relative paths are read from {Path.cwd()})")
