@@ -38,6 +38,7 @@ Try it::
 
 
 import collections.abc as cabc
+import contextlib
 import copy
 import dataclasses
 import difflib
@@ -383,7 +384,8 @@ def build_config(
     cfg = _build(cls, tree, "", None, problems, cls)
     if problems:
         raise ConfigError(sorted(problems, key=_file_order))
-    object.__setattr__(cfg, "_rlvr_tree", tree)  # for `where_set`: later checks name file:line too
+    with contextlib.suppress(AttributeError, TypeError):  # a slots class just goes without
+        object.__setattr__(cfg, "_rlvr_tree", tree)  # for `where_set`: later checks name file:line too
     return cfg
 
 

@@ -366,9 +366,12 @@ def _run_command(stage: Stage, resume: bool) -> None:
 
 
 def _link_final(stage: Stage) -> None:
-    """A train stage's model output: ``final`` -> the newest checkpoint's ``model`` directory."""
+    """A train stage's model output: ``final`` -> the newest checkpoint's ``model`` directory (a run
+    that wrote its own ``final/``, as ``rlvr train`` does, keeps it: LoRA runs' is merged)."""
     from rlvr.checkpoint import latest_checkpoint
 
+    if (stage.dir / "final").is_dir() and not (stage.dir / "final").is_symlink():
+        return
     ckpt = latest_checkpoint(stage.dir)
     if ckpt is None:
         raise RuntimeError(f"stage {stage.name!r}: no checkpoint in {stage.dir / 'checkpoints'}")
