@@ -25,6 +25,8 @@ class _Node:
     kind: str = "scalar"  # "map" | "seq" | "scalar"
     text: str | None = None  # a plain scalar as typed, so `name: 1.10` gives the str field "1.10"
     implicit: bool = False  # a map made by a dotted override path (dict fields then update, not replace)
+    whole: bool = False  # a map given whole by an override (``a.b={x: 1}``): a dict field takes it as is
+    under: "_Node | None" = None  # for a `whole` map, what it replaced (a dataclass section merges over it)
 
 
 # ----------------------------------------------------------------------------- raw trees
@@ -65,6 +67,8 @@ def _from_python(obj: Any, where: str) -> _Node:
 
 def _merge(base: _Node | None, top: _Node) -> _Node:
     """Deep-merge maps (`top` wins); anything else is replaced by `top`."""
+    if top.whole and top.kind == "map" and base is not None and base.kind == "map":
+        return dataclasses.replace(top, under=base if top.under is None else _merge(base, top.under))
     if base is None or base.kind != "map" or top.kind != "map":
         return top
     out = dict(base.value)
@@ -157,9 +161,17 @@ def _parse_override(text: str, problems: list[str]) -> _Node | None:
         node = _Node(raw, label, text=raw)
     if node.kind == "scalar" and node.text is not None:
         node.text = raw.strip()
+    node.whole = node.kind == "map"  # `task.verifiers={math: 1}` replaces the file's whole mapping
     for part in reversed(parts):
         node = _Node({part.strip(): node}, label, "map", implicit=True)
     return node
+
+
+def _unwhole(node: _Node) -> _Node:
+    """A `whole` override map laid over what it replaced: for dataclass sections, which always merge."""
+    if not node.whole or node.under is None:
+        return node
+    return _merge(node.under, dataclasses.replace(node, whole=False, under=None))
 
 
 def _plain(node: _Node) -> Any:

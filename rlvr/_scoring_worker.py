@@ -363,7 +363,9 @@ def _mp_context(spec: Any, preload: Sequence[str]) -> tuple[Any, bytes]:
     from multiprocessing import forkserver
 
     if getattr(forkserver._forkserver, "_forkserver_pid", None) is None:  # not started yet
-        mods = ["__main__"]
+        # the main script runs again in the fork server only when a verifier lives in it (pickled by
+        # reference): a script that trains at top level, without `if __name__ == "__main__":`, works
+        mods = ["__main__"] if "__main__" in _modules_of_callables(spec) else []
         main_spec = getattr(sys.modules.get("__main__"), "__spec__", None)
         if main_spec is not None and main_spec.name:
             mods.append(main_spec.name.split(".")[0])  # e.g. "pytest" for `python -m pytest`

@@ -18,6 +18,9 @@ Try it::
     >>> from rlvr.checkpoint import save_checkpoint, latest_checkpoint, load_checkpoint  # doctest: +SKIP
     >>> path = save_checkpoint(run_dir, step, model=m, tokenizer=tok, optimizer=opt, state={"epoch": 0})
     >>> state = load_checkpoint(latest_checkpoint(run_dir), model=m, optimizer=opt)
+
+`model_dir` finds the model in a checkpoint or run directory, and `load_adapter_model` loads a
+LoRA checkpoint's adapter merged into its base (``rlvr eval`` and ``rlvr generate`` use both).
 """
 
 from __future__ import annotations
@@ -34,7 +37,8 @@ from typing import Any
 import numpy as np
 import torch
 
-__all__ = ["CheckpointError", "latest_checkpoint", "load_checkpoint", "rng_state", "save_checkpoint", "set_rng_state"]
+__all__ = ["CheckpointError", "latest_checkpoint", "load_adapter_model", "load_checkpoint", "load_trained", "model_dir", "rng_state",
+           "save_checkpoint", "set_rng_state"]
 
 _STEP_DIR = re.compile(r"^step-(\d{6,})$")
 
@@ -203,3 +207,63 @@ def load_checkpoint(
 def load_extra(path: str | Path, stem: str) -> Any:
     """An object saved through `save_checkpoint(extra={stem: obj})`."""
     return torch.load(Path(path) / f"{stem}.pt", weights_only=False)
+
+
+def model_dir(path: str | Path) -> Path:
+    """The model directory inside what a user points at: a checkpoint ``step-N/`` -> ``step-N/model``,
+    a run directory -> ``final/`` (else its newest checkpoint's model), anything else as given."""
+    p = Path(path)
+    if (p / "COMPLETE").exists() and (p / "model").is_dir():
+        return p / "model"
+    if (p / "checkpoints").is_dir() and not (p / "config.json").exists() and not (p / "adapter_config.json").exists():
+        if (p / "final" / "config.json").exists():
+            return p / "final"
+        ckpt = latest_checkpoint(p)
+        if ckpt is not None:
+            return ckpt / "model"
+    return p
+
+
+def load_adapter_model(path: str | Path, dtype: torch.dtype = torch.float32) -> tuple[Any, Any]:
+    """(model, tokenizer) from a LoRA adapter directory (``adapter_config.json``), merged into its base.
+
+    The base is the adapter's ``base_model_name_or_path``; a relative one that does not exist from
+    the current directory is looked up next to the run directory the adapter came from."""
+    from peft import PeftConfig, PeftModel
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+
+    from rlvr.io import InputError
+
+    path = Path(path)
+    base = Path(PeftConfig.from_pretrained(path).base_model_name_or_path)
+    if not base.is_absolute() and not base.exists():
+        for parent in path.resolve().parents:  # runs/x/tiny-model saved from the directory above runs/
+            if (parent / base).exists():
+                base = parent / base
+                break
+            if (parent / base.name).exists():
+                base = parent / base.name
+                break
+    if not (base / "config.json").exists() and str(base).count("/") != 1:
+        raise InputError(f"{path}: the adapter's base model {base} is not there (adapter_config.json "
+                         "base_model_name_or_path); move the adapter beside it or merge it where it was trained")
+    model = AutoModelForCausalLM.from_pretrained(base, dtype=dtype)
+    model = PeftModel.from_pretrained(model, path).merge_and_unload()
+    tokenizer = AutoTokenizer.from_pretrained(path if (path / "tokenizer_config.json").exists() else base)
+    tokenizer.padding_side = "left"
+    if tokenizer.pad_token_id is None:
+        tokenizer.pad_token = tokenizer.eos_token
+    return model, tokenizer
+
+
+def load_trained(path: str | Path, dtype: str = "float32") -> tuple[Any, Any]:
+    """(model, tokenizer) for sampling from `path`: "demo", a model directory or hub name, a run
+    directory (its final/), a checkpoint, or a LoRA adapter directory (merged into its base)."""
+    from rlvr.models import load_model_and_tokenizer
+
+    if str(path) == "demo":
+        return load_model_and_tokenizer(path, dtype=dtype)
+    where = model_dir(path)
+    if (where / "adapter_config.json").exists():
+        return load_adapter_model(where, dtype=getattr(torch, dtype) if dtype != "auto" else torch.float32)
+    return load_model_and_tokenizer(where if where.exists() else path, dtype=dtype)

@@ -40,6 +40,7 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "verify": ("rlvr.commands.verify", "score a JSONL file of completions with a verifier"),
     "train": ("rlvr.commands.train", "RL from a YAML config: GRPO, Dr.GRPO, DAPO, RLOO, REINFORCE++, GSPO, PPO (no config: the demo)"),
     "eval": ("rlvr.commands.eval", "sample a model on a task and report pass@k"),
+    "generate": ("rlvr.commands.generate", "sample a model (a trained run, a checkpoint, a LoRA adapter) on prompts"),
     "serve": ("rlvr.commands.serve", "run a vLLM engine behind HTTP (with weight updates) for the trainer"),
     "presets": ("rlvr.commands.presets", "list the algorithm presets, or show one's exact objective"),
     "sandbox": ("rlvr.commands.sandbox", "build the code sandbox image or check the sandbox (doctor)"),

@@ -11,8 +11,9 @@ key. `to_dict`, `dump_yaml`, `save_resolved` and `print_config` write the resolv
 a saved ``config.yaml`` loads back to an equal config.
 
 Merge rules: a nested dataclass given in YAML is merged over the field's default (keys you leave
-out keep their defaults). A dict field given whole (``weights: {math: 1}``) replaces the default;
-dotted keys into it (``weights.format=0.1``) update it. Lists are always replaced whole.
+out keep their defaults). A dict field given whole (``weights: {math: 1}`` in YAML, or the override
+``'weights={math: 1}'``) replaces the default and whatever the file held; dotted keys into it
+(``weights.format=0.1``) update it. Lists are always replaced whole.
 
 Errors look like ``run.yaml:4: unknown key 'clip_hihg' (at 'algo.clip_hihg'); did you mean
 'algo.clip_high'?`` and ``override 'steps=ten': steps: expected int, got str 'ten'``; all problems
@@ -37,6 +38,7 @@ Try it::
 
 
 import collections.abc as cabc
+import contextlib
 import copy
 import dataclasses
 import difflib
@@ -51,7 +53,7 @@ from typing import Any, Literal, TypeVar
 
 import yaml
 
-from rlvr._config_tree import _from_python, _merge, _Node, _parse_override, _plain, _read_yaml
+from rlvr._config_tree import _from_python, _merge, _Node, _parse_override, _plain, _read_yaml, _unwhole
 from rlvr.io import InputError, atomic_write
 
 __all__ = [
@@ -67,6 +69,7 @@ __all__ = [
     "save_resolved",
     "split_config_args",
     "to_dict",
+    "where_set",
 ]
 
 T = TypeVar("T")
@@ -232,6 +235,7 @@ def _coerce(tp: Any, node: _Node, path: str, current: Any, problems: list[str], 
     if dataclasses.is_dataclass(tp):
         if node.kind != "map":
             return bad()
+        node = _unwhole(node)  # `algo={clip_high: 0.3}` still merges over the file's algo:
         return _build(tp, node, path, current if isinstance(current, tp) else None, problems, root)
     if origin in (list, tuple, set, frozenset, cabc.Sequence) or tp in (list, tuple):
         if node.kind != "seq":
@@ -380,7 +384,22 @@ def build_config(
     cfg = _build(cls, tree, "", None, problems, cls)
     if problems:
         raise ConfigError(sorted(problems, key=_file_order))
+    with contextlib.suppress(AttributeError, TypeError):  # a slots class just goes without
+        object.__setattr__(cfg, "_rlvr_tree", tree)  # for `where_set`: later checks name file:line too
     return cfg
+
+
+def where_set(cfg: Any, dotted: str | Sequence[str]) -> str:
+    """Where the key `dotted` of a loaded config was set: ``run.yaml:12``, ``override 'a=1'``, or the
+    nearest enclosing key's place; ``config`` for a config built in Python."""
+    node = getattr(cfg, "_rlvr_tree", None)
+    if node is None:
+        return "config"
+    for part in dotted.split(".") if isinstance(dotted, str) else dotted:
+        if node.kind != "map" or part not in node.value:
+            break
+        node = node.value[part]
+    return node.where
 
 
 def _file_order(problem: str) -> tuple[int, str, int]:

@@ -7,9 +7,9 @@ evaluation, so that training and evaluation score with the very same verifiers a
   for one problem with n samples of which c passed.
 - ``maj_at_k``: majority vote over the first k samples' extracted answers (ties go to the answer
   seen first); the problem counts as solved when the winning answer's samples passed.
-- Confidence intervals are 95% normal intervals over problems (mean ± 1.96·s/√N, with the sample
-  standard deviation s), which is what the per-problem averages support; they are wide on small
-  sets, and the report says N.
+- Confidence intervals are 95% over problems: for values in [0, 1] (pass@k, maj@k, format rate,
+  0/1 rewards) the Wilson score interval, which stays inside [0, 1]; otherwise normal (mean ±
+  1.96·s/√N). They are wide on small sets, and the report says N.
 
 Try it::
 
@@ -52,10 +52,15 @@ def maj_vote(answers: Sequence[str | None], passed: Sequence[bool | None]) -> bo
 
 
 def mean_ci(values: Sequence[float]) -> tuple[float, float, float]:
-    """(mean, low, high): a 95% normal interval over per-problem values."""
+    """(mean, low, high): a 95% interval over per-problem values; for values in [0, 1] (rates,
+    pass@k, 0/1 rewards) the Wilson score interval (`rlvr.metrics.wilson_interval`), inside [0, 1]."""
     if not values:
         return (float("nan"),) * 3
     m = statistics.fmean(values)
+    if all(0.0 <= v <= 1.0 for v in values):
+        from rlvr.metrics import wilson_interval
+
+        return (m, *wilson_interval(m, len(values)))
     if len(values) < 2:
         return m, m, m
     half = 1.96 * statistics.stdev(values) / math.sqrt(len(values))

@@ -27,7 +27,7 @@ from collections.abc import Iterable, Mapping
 from pathlib import Path
 from typing import Any
 
-__all__ = ["METRIC_NAMES", "RunLogger", "read_jsonl_metrics"]
+__all__ = ["METRIC_NAMES", "RunLogger", "read_jsonl_metrics", "wilson_interval"]
 
 # The names trainers log, the alarms read and the report plots.
 METRIC_NAMES = {
@@ -47,7 +47,24 @@ METRIC_NAMES = {
     "eval/accuracy": "held-out accuracy (greedy) when evaluation runs",
     "time/step": "seconds per training step",
     "lr": "learning rate",
+    "grad_norm": "gradient norm before clipping (mean over the step's optimizer steps)",
 }
+
+
+def wilson_interval(p: float, n: int, z: float = 1.96) -> tuple[float, float]:
+    """The Wilson score interval (95% for z=1.96) of a proportion `p` observed over `n` items; it
+    stays inside [0, 1], also at p=0 and p=1. For the mean of values in [0, 1] that are not all 0/1
+    (pass@k estimates, partial rewards) it is conservative: their variance is at most p(1-p).
+
+    >>> [round(x, 4) for x in wilson_interval(1.0, 16)]
+    [0.8064, 1.0]
+    """
+    if n <= 0:
+        return float("nan"), float("nan")
+    q = z * z / n
+    center = (p + q / 2) / (1 + q)
+    half = z / (1 + q) * math.sqrt(max(p * (1 - p), 0.0) / n + q / (4 * n))
+    return max(0.0, center - half), min(1.0, center + half)
 
 
 def _clean(value: Any) -> Any:

@@ -213,14 +213,27 @@ def _check_names(cfg: Any, cnode: _Node, stage: str, kind: str) -> list[str]:
                 problems.append(f"{_node_where(cnode, dotted)}: stage {stage!r} ({kind}): {dotted}: unknown task "
                                 f"{value!r}{_close(value, tasks)} (known: {', '.join(tasks)})")
             elif f.name == "verifiers" and isinstance(value, dict):
-                problems.extend(f"{_node_where(cnode, dotted + '.' + v)}: stage {stage!r} ({kind}): {dotted}: "
-                                f"unknown verifier {v!r}{_close(v, verifiers)} (known: {', '.join(verifiers)})"
-                                for v in value if v not in verifiers)
+                for v in value:  # a registered name, or your own code: file.py:name / module:name
+                    why = (_reference_problem(v) if ":" in v else None if v in verifiers else
+                           f"unknown verifier {v!r}{_close(v, verifiers)} (known: {', '.join(verifiers)})")
+                    if why:
+                        problems.append(f"{_node_where(cnode, dotted + '.' + v)}: stage {stage!r} ({kind}): {dotted}: {why}")
             elif dataclasses.is_dataclass(value):
                 walk(value, dotted + ".")
 
     walk(cfg, "")
     return problems
+
+
+def _reference_problem(ref: str) -> str | None:
+    """Why the verifier reference ``file.py:name`` / ``module:name`` cannot be loaded, or None."""
+    from rlvr.verifiers.base import VerifierError, get_verifier
+
+    try:
+        get_verifier(ref)
+    except VerifierError as e:
+        return str(e)
+    return None
 
 
 def _load_stage(name: str, node: _Node, root: Path, outputs: dict[str, dict[str, str]], order: list[str],
@@ -353,9 +366,12 @@ def _run_command(stage: Stage, resume: bool) -> None:
 
 
 def _link_final(stage: Stage) -> None:
-    """A train stage's model output: ``final`` -> the newest checkpoint's ``model`` directory."""
+    """A train stage's model output: ``final`` -> the newest checkpoint's ``model`` directory (a run
+    that wrote its own ``final/``, as ``rlvr train`` does, keeps it: LoRA runs' is merged)."""
     from rlvr.checkpoint import latest_checkpoint
 
+    if (stage.dir / "final").is_dir() and not (stage.dir / "final").is_symlink():
+        return
     ckpt = latest_checkpoint(stage.dir)
     if ckpt is None:
         raise RuntimeError(f"stage {stage.name!r}: no checkpoint in {stage.dir / 'checkpoints'}")

@@ -1,10 +1,13 @@
 """`rlvr report RUN_DIR`: PNG plots and a Markdown summary of a training run.
 
 Reads ``metrics.jsonl`` and ``alarms.jsonl`` from the run directory and writes ``report/``:
-one PNG per panel (reward, accuracy, KL, entropy, length, clip fraction, zero-variance groups,
-verifier errors; for PPO also the KL controller and the critic) plus ``overview.png`` with all panels, and ``report.md`` listing the final
-values and every alarm with its likely cause and fix. Alarms are re-derived from the metrics too,
-so a run logged without the monitor still gets them.
+one PNG per panel (reward, accuracy, KL, entropy, length, learning rate, gradient norm, clip
+fraction, zero-variance groups, verifier errors; for PPO also the KL controller and the critic)
+plus ``overview.png`` with all panels, and ``report.md`` listing the first and last values and
+every alarm with its likely cause and fix. A panel whose metrics never change (a constant learning
+rate, no clipping, no verifier errors; reward and accuracy are always drawn) is not drawn: report.md lists it as constant, with its
+value. Alarms are re-derived from the metrics too, so a run logged without the monitor still gets
+them.
 
 Try it::
 
@@ -31,6 +34,8 @@ PANELS: dict[str, tuple[str, list[str]]] = {
     "critic": ("Critic (PPO): value loss, explained variance", ["loss/value", "value/explained_variance"]),
     "entropy": ("Entropy", ["entropy"]),
     "length": ("Completion length (tokens)", ["length/mean"]),
+    "lr": ("Learning rate", ["lr"]),
+    "grad_norm": ("Gradient norm (before clipping)", ["grad_norm"]),
     "clip_frac": ("Clip fraction (ratio clipped)", ["clip_frac"]),
     "truncated": ("Completions cut at the token limit", ["length/clipped_frac"]),
     "zero_var": ("Zero-variance groups", ["groups/zero_var_frac"]),
@@ -45,6 +50,10 @@ def _keys(rows: list[dict[str, Any]], patterns: list[str]) -> list[str]:
         matched = sorted(k for k in present if (k.startswith(p) if p.endswith("/") else k == p))
         keys += [k for k in matched if k not in keys and k != "reward/std"]
     return keys
+
+
+def _values(rows: list[dict[str, Any]], key: str) -> set[float]:
+    return {r[key] for r in rows if isinstance(r.get(key), (int, float))}
 
 
 def _plot(ax: Any, rows: list[dict[str, Any]], title: str, keys: list[str]) -> None:
@@ -76,6 +85,9 @@ def write_report(run_dir: str | Path) -> Path:
     out.mkdir(exist_ok=True)
     panels = [(name, title, _keys(rows, pats)) for name, (title, pats) in PANELS.items()]
     panels = [p for p in panels if p[2]]
+    flat = [p for p in panels if len(rows) > 1 and p[0] not in ("reward", "accuracy")
+            and all(len(_values(rows, k)) == 1 for k in p[2])]
+    panels = [p for p in panels if p not in flat]  # a flat line says nothing a number does not
     for name, title, keys in panels:
         fig, ax = plt.subplots(figsize=(6, 3.5))
         _plot(ax, rows, title, keys)
@@ -112,6 +124,9 @@ def write_report(run_dir: str | Path) -> Path:
             (s0, a), (s1, b) = pts[0], pts[-1]
             lines.append(f"| {key} | {a:.4g} ({s0}) | {b:.4g} ({s1}) |")
         lines.append("")
+    if flat:
+        lines += ["Constant over the run (not plotted): " + ", ".join(
+            f"{k} = {next(iter(_values(rows, k))):.4g}" for _, _, ks in flat for k in ks) + ".", ""]
     lines += ["## Alarms", ""]
     if not alarms:
         lines.append("None.")

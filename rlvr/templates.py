@@ -70,6 +70,14 @@ def register_template(name: str, *, needs_chat_template: bool = False, descripti
 
 
 def get_template(name: str) -> Template:
+    if name not in _TEMPLATES and ":" in name:  # path/to/file.py:fn or package.module:fn (rlvr.plugins)
+        from rlvr.plugins import is_reference, load_object
+
+        if is_reference(name):
+            obj = load_object(name)
+            if not callable(obj):
+                raise TemplateError(f"template {name!r} is not callable (expected fn(question, tokenizer) -> str)")
+            _TEMPLATES[name] = obj if isinstance(obj, Template) else Template(name, obj, False, (obj.__doc__ or "").strip())
     if name not in _TEMPLATES:
         close = difflib.get_close_matches(name, list(_TEMPLATES), n=1)
         hint = f"; did you mean {close[0]!r}?" if close else ""

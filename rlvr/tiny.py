@@ -46,7 +46,7 @@ CHATML_TEMPLATE = (
     "{% if add_generation_prompt %}{{ '<|im_start|>assistant\n' }}{% endif %}"
 )
 
-# The default model shape: ~1.1M parameters with vocab 1024 (NOTES.md, the R1-Zero demo).
+# The default model shape: ~1.1M parameters with vocab 1024 (the R1-Zero demo's).
 DEFAULT_SHAPE: dict[str, Any] = {
     "hidden_size": 128,
     "num_hidden_layers": 4,

@@ -340,8 +340,12 @@ class DockerSandbox:
             s.transport.close()
         ids = list(self.created.items())
         if ids:
-            with ThreadPoolExecutor(max_workers=min(8, len(ids))) as ex:
-                list(ex.map(lambda kv: _quiet_remove(*kv), ids))
+            try:
+                with ThreadPoolExecutor(max_workers=min(8, len(ids))) as ex:
+                    list(ex.map(lambda kv: _quiet_remove(*kv), ids))
+            except RuntimeError:  # at interpreter exit (our atexit hook) executors take no new work
+                for kv in ids:
+                    _quiet_remove(*kv)
         for cid, _ in ids:
             self.created.pop(cid, None)
         if self._executor is not None:

@@ -73,6 +73,11 @@ def get_task(name: str, **options: Any) -> Task:
     """The task registered as `name`, built with `options` (e.g. ``source=``, ``template=``)."""
     if name not in _TASKS and name in _BUILTIN:
         importlib.import_module(_BUILTIN[name])
+    if name not in _TASKS and ":" in name:  # path/to/file.py:MyTask or package.module:MyTask (rlvr.plugins)
+        from rlvr.plugins import is_reference, load_object
+
+        if is_reference(name):
+            _TASKS[name] = load_object(name)
     if name not in _TASKS:
         close = difflib.get_close_matches(name, list_tasks(), n=1)
         hint = f"; did you mean {close[0]!r}?" if close else ""

@@ -38,9 +38,23 @@ def test_maj_vote_ties_go_to_the_first_seen_answer():
 
 
 def test_mean_ci_by_hand():
-    # values 0, 1: mean 0.5, sample std 0.7071, half = 1.96 * 0.7071 / sqrt(2) = 0.98
+    # values 0, 2 (outside [0, 1]): normal; sample std 1.4142, half = 1.96 * 1.4142 / sqrt(2) = 1.96
+    m, lo, hi = mean_ci([0.0, 2.0])
+    assert (m, lo, hi) == pytest.approx((1.0, 1.0 - 1.96, 1.0 + 1.96), abs=1e-9)
+    # values 0, 1 (a rate): Wilson, q = 1.96^2/2 = 1.9208, center (0.5 + q/2)/(1 + q) = 0.5,
+    # half = 1.96/(1 + q) * sqrt(0.25/2 + 1.96^2/(4*4)) = 0.671049 * 0.604235 = 0.405471
     m, lo, hi = mean_ci([0.0, 1.0])
-    assert (m, lo, hi) == pytest.approx((0.5, 0.5 - 0.98, 0.5 + 0.98), abs=1e-9)
+    assert (m, lo, hi) == pytest.approx((0.5, 0.5 - 0.405471, 0.5 + 0.405471), abs=1e-6)
+
+
+def test_intervals_stay_inside_0_1():
+    """The walk-through's pass@8 [0.941, 1.019] and format_rate [-0.120, 0.370]: rates never leave [0, 1]."""
+    m, lo, hi = mean_ci([1.0] * 15 + [0.875])  # pass@8 estimates near 1
+    assert 0.0 <= lo < m < hi <= 1.0
+    m, lo, hi = mean_ci([1.0] * 16)  # all passed: Wilson [0.8064, 1], by hand in rlvr.metrics
+    assert (lo, hi) == pytest.approx((0.806387, 1.0), abs=1e-6)
+    m, lo, hi = mean_ci([0.0] * 9 + [1.0])  # format_rate 0.1 over 10 problems
+    assert lo >= 0.0 and hi <= 1.0 and lo == pytest.approx(0.017876, abs=1e-6)
 
 
 def test_summarize_from_scores():

@@ -39,7 +39,24 @@ def test_report_writes_pngs_and_derives_alarms(tmp_path):
                                "entropy": 1.0, "length/mean": 12.0, "kl": 0.0})
     report = write_report(tmp_path)
     names = {p.name for p in report.parent.iterdir()}
-    assert {"overview.png", "reward.png", "accuracy.png", "zero_var.png", "report.md"} <= names
+    assert {"overview.png", "reward.png", "accuracy.png", "report.md"} <= names
+    assert "zero_var.png" not in names and "groups/zero_var_frac = 1" in report.read_text()  # flat: a number
     assert (report.parent / "overview.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
     text = report.read_text()
     assert "**no_signal**" in text and "every completion fails" in text
+
+
+def test_report_plots_lr_and_grad_norm_and_drops_flat_panels(tmp_path):
+    """Walk-through item 14: lr and grad-norm panels; a clip_frac or verifier-error panel that is flat
+    at 0 is listed as constant instead of drawn."""
+    with RunLogger(tmp_path, tensorboard=False) as log:
+        for step in range(1, 6):
+            log.metrics(step, {"reward/mean": 0.1 * step, "accuracy": 0.1 * step, "lr": 1e-4 * min(1.0, step / 3),
+                               "grad_norm": 2.0 / step, "clip_frac": 0.0, "verifier/error_rate": 0.0,
+                               "verifier/timeout_rate": 0.0})
+    report = write_report(tmp_path)
+    names = {p.name for p in report.parent.iterdir()}
+    assert {"lr.png", "grad_norm.png", "reward.png", "accuracy.png"} <= names
+    assert "clip_frac.png" not in names and "verifier.png" not in names
+    text = report.read_text()
+    assert "clip_frac = 0" in text and "verifier/error_rate = 0" in text and "![Learning rate](lr.png)" in text

@@ -210,6 +210,17 @@ def _load_entry_point(name: str) -> bool:
 def _resolve(name: str) -> Callable[..., Any]:
     if name in _REGISTRY:
         return _REGISTRY[name]
+    if ":" in name:  # your own code: path/to/file.py:name or package.module:name (rlvr.plugins)
+        from rlvr import plugins
+
+        if plugins.is_reference(name):
+            try:
+                obj = plugins.load_object(name)
+            except plugins.PluginError as e:
+                raise VerifierError(str(e)) from None
+            plain = not inspect.isclass(obj) and not isinstance(obj, plugins.FunctionVerifier)
+            _REGISTRY[name] = plugins.FunctionVerifier(obj, name=name) if plain else obj
+            return _REGISTRY[name]
     if name in _BUILTIN_MODULES:
         module = _BUILTIN_MODULES[name]
         try:
@@ -220,6 +231,11 @@ def _resolve(name: str) -> Callable[..., Any]:
             return _REGISTRY[name]
         raise VerifierError(f"built-in verifier {name!r}: {module} was imported but registers no {name!r}")
     if _load_entry_point(name):
+        return _REGISTRY[name]
+    from rlvr.plugins import import_from_env
+
+    import_from_env()  # a worker process: the modules the parent's --import named
+    if name in _REGISTRY:
         return _REGISTRY[name]
     known = list_verifiers()
     close = difflib.get_close_matches(name, known, n=1)

@@ -25,12 +25,17 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help="skip stages whose summary.json exists; resume the first unfinished one from its checkpoint")
     parser.add_argument("--print-config", action="store_true",
                         help="check the pipeline, print every stage's resolved config and exit")
+    parser.add_argument("--import", dest="imports", action="append", default=[], metavar="MODULE | FILE.py",
+                        help="import a module or .py file first, so the verifiers, templates and tasks it "
+                             "registers can be named in the stages (repeatable)")
 
 
 def run(args: argparse.Namespace) -> int:
     from rlvr.config import ConfigError, print_config, split_config_args
     from rlvr.pipeline import load_pipeline, run_pipeline
+    from rlvr.plugins import import_targets
 
+    import_targets(args.imports)
     path, overrides = split_config_args(args.config)
     if path is None:
         raise ConfigError(["rlvr pipeline needs a pipeline YAML file (see rlvr/configs/pipelines/)"])

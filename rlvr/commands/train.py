@@ -4,10 +4,14 @@
     rlvr train run.yaml preset=dapo algo.clip_high=0.3
     rlvr train --preset ppo                     # the PPO demo (configs/ppo_demo.yaml): critic, GAE, adaptive KL
     rlvr train run.yaml --resume                # continue from the newest checkpoint of logging.run_dir
+    rlvr train run.yaml --import my_rewards.py  # a module or file whose @register_verifier names run.yaml uses
     rlvr train --overwrite                      # run the demo again in runs/demo
     accelerate launch --config_file rlvr/configs/accelerate/ddp.yaml -m rlvr train run.yaml
 
-The resolved config is printed at the start and saved as RUN_DIR/config.yaml. With no config file
+The config is checked before any model loads (`rlvr.preflight`: task, template, verifier names and
+``file.py:name`` references, held-out split, model path). The resolved config is printed at the
+start and saved as RUN_DIR/config.yaml; the trained model goes to RUN_DIR/final/ (LoRA runs: merged,
+with the adapter in final/adapter/). SIGTERM saves a checkpoint after the current step. With no config file
 the shipped `rlvr/configs/demo.yaml` is used (overrides still apply: ``rlvr train steps=50``), or
 `rlvr/configs/NAME_demo.yaml` for ``--preset NAME`` when one is shipped (``ppo``).
 Guide: docs/training.md.
@@ -16,8 +20,6 @@ Guide: docs/training.md.
 from __future__ import annotations
 
 import argparse
-import json
-import shutil
 import sys
 from pathlib import Path
 
@@ -36,13 +38,19 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--overwrite", action="store_true",
                         help="start over in a run directory that already holds a run (its checkpoints and logs are replaced)")
     parser.add_argument("--print-config", action="store_true", help="print the resolved config and exit")
+    parser.add_argument("--import", dest="imports", action="append", default=[], metavar="MODULE | FILE.py",
+                        help="import a module or .py file first, so the verifiers, templates and tasks it "
+                             "registers can be named in the config (repeatable)")
 
 
 def run(args: argparse.Namespace) -> int:
-    from rlvr.config import dump_yaml, print_config, save_resolved, split_config_args
-    from rlvr.io import InputError
+    import os
+
+    from rlvr.config import print_config, split_config_args
+    from rlvr.plugins import import_targets
     from rlvr.trainers.config import load_train_config
 
+    import_targets(args.imports)
     path, overrides = split_config_args(args.config or [])
     if args.preset:
         overrides.insert(0, f"preset={args.preset}")
@@ -52,35 +60,21 @@ def run(args: argparse.Namespace) -> int:
     if args.print_config:
         print_config(cfg)
         return 0
-    import os
+    from rlvr.api import GRPOTrainer  # the CLI is a thin layer over the Python API
 
-    main = os.environ.get("RANK", "0") == "0"
-    run_dir = Path(cfg.logging.run_dir)
-    previous = [run_dir / n for n in ("checkpoints", "metrics.jsonl", "rollouts.jsonl", "alarms.jsonl", "summary.json")]
-    if not args.resume and any(p.exists() for p in previous):
-        if not args.overwrite:
-            raise InputError(f"{run_dir} already holds a run; pass --resume to continue it, --overwrite to start "
-                             f"over there, or choose another directory with logging.run_dir=...")
-        if main:
-            print(f"rlvr train: --overwrite: replacing the run in {run_dir}", file=sys.stderr)
-            for p in previous + [run_dir / "tb", run_dir / "report"]:  # only what a run (and its report) writes
-                if p.is_dir():
-                    shutil.rmtree(p)
-                elif p.exists():
-                    p.unlink()
-    if main:
+    trainer = GRPOTrainer(config=cfg)
+    trainer.check()  # names, user code, splits, model path: before any model loads
+    run_dir = trainer.run_dir
+    if os.environ.get("RANK", "0") == "0":
         print(f"rlvr train: config {path or DEMO_CONFIG} -> run directory {run_dir}", file=sys.stderr)
-        print_config(cfg)
-        run_dir.mkdir(parents=True, exist_ok=True)
-        save_resolved(cfg, run_dir)
-    from rlvr.trainers.grpo import train
-
-    summary = train(cfg, resume=args.resume, config_yaml=dump_yaml(cfg))
-    if main:
+    summary = trainer.train(resume=args.resume, overwrite=args.overwrite)
+    if os.environ.get("RANK", "0") == "0":
         first, last = summary["eval_first"], summary["eval_last"]
         if first is not None and last is not None:
             print(f"rlvr train: held-out accuracy {first:.1%} -> {last:.1%} "
                   f"({last - first:+.1%}) in {summary['wall_seconds']:.0f} s", file=sys.stderr)
+        if summary.get("stopped_by") is None:
+            print(f"rlvr train: final model in {run_dir / 'final'} (try `rlvr generate --model {run_dir / 'final'}`)",
+                  file=sys.stderr)
         print(f"rlvr train: done, {summary['steps']} steps; see `rlvr report {run_dir}`", file=sys.stderr)
-        (run_dir / "summary.json").write_text(json.dumps({k: v for k, v in summary.items()}, indent=1, default=str) + "\n")
     return 0

@@ -135,31 +135,14 @@ def _check(get_verifier: Any, name: str, options: dict[str, Any]) -> Any:
     except (TypeError, ValueError) as e:
         raise InputError(f"verifier {name!r}: bad options {options}: {e}") from None
     module = getattr(getattr(built, "fn", built), "__module__", "") or ""
-    return (name, options) if module.startswith("rlvr.") else built
+    return (name, options) if module.startswith("rlvr.") or ":" in name else built  # file refs reload by name
 
 
 def import_plugins(targets: Sequence[str]) -> None:
-    """Import modules or ``.py`` files (their directory goes on sys.path, so workers can import them too)."""
-    import importlib
-    import sys
-    from pathlib import Path
+    """Import modules or ``.py`` files (`rlvr.plugins.import_targets`; workers import them too)."""
+    from rlvr.plugins import import_targets
 
-    from rlvr.io import InputError
-
-    for target in targets:
-        if target.endswith(".py"):
-            path = Path(target).resolve()
-            if not path.is_file():
-                raise InputError(f"--import {target}: no such file")
-            if str(path.parent) not in sys.path:
-                sys.path.insert(0, str(path.parent))
-            target = path.stem
-        try:
-            importlib.import_module(target)
-        except ModuleNotFoundError as e:
-            if e.name != target and not target.startswith(f"{e.name}."):
-                raise
-            raise InputError(f"--import {target}: no module named {e.name!r}") from None
+    import_targets(targets)
 
 
 # ----------------------------------------------------------------------------- rows
@@ -258,6 +241,7 @@ def summarize(scores: Sequence[Any], malformed: Sequence[Any], elapsed_s: float,
 def render_summary(summary: dict[str, Any], console: Any, title: str = "rlvr verify") -> None:
     """Print the summary as a rich table, then the malformed rows (at most MAX_LISTED)."""
     from rich.table import Table
+    from rich.text import Text
 
     def pct(x: float | None) -> str:
         return "-" if x is None else f"{100 * x:.1f}%"
@@ -271,15 +255,15 @@ def render_summary(summary: dict[str, Any], console: Any, title: str = "rlvr ver
               + (f", {summary['no_opinion']} no opinion" if summary["no_opinion"] else ""))
     t.add_row("mean reward", "-" if summary["mean_reward"] is None else f"{summary['mean_reward']:.4f}")
     for label, key in (("reasons", "reasons"), ("errors", "errors")):
-        counts = summary[key]
-        t.add_row(label, ", ".join(f"{k}: {v}" for k, v in counts.items()) if counts else "-")
+        counts = summary[key]  # verifier text as is: no markup, no emoji (`with_unit:ok` is not 👌)
+        t.add_row(label, Text(", ".join(f"{k}: {v}" for k, v in counts.items()) if counts else "-"))
     t.add_row("timeouts", str(summary["timeouts"]))
     rate = summary["rows_per_s"]
     t.add_row("speed", f"{summary['elapsed_s']:.2f} s" + (f", {rate:.1f} rows/s" if rate else ""))
     console.print(t)
     rows = summary["malformed_rows"]
     for msg in rows[:MAX_LISTED]:
-        console.print(f"[yellow]malformed[/] {msg}", highlight=False, markup=True, soft_wrap=True)
+        console.print(Text.assemble(("malformed", "yellow"), " ", msg), highlight=False, soft_wrap=True)
     if len(rows) > MAX_LISTED:
         console.print(f"... and {len(rows) - MAX_LISTED} more malformed rows (see --summary-json)")
     if summary["exceptions"]:  # rlvr.scoring has logged the first traceback (stderr)
@@ -311,7 +295,7 @@ def run(args: argparse.Namespace) -> int:
     import_plugins(args.imports)
     spec = parse_verifier(args.verifier, parse_options(args.option))
     good, bad = read_rows(args.input, strict=args.strict)
-    console = Console(highlight=False)
+    console = Console(highlight=False, emoji=False)
     console.print(f"rlvr verify: {len(good)} rows from {args.input} with {args.verifier!r}"
                   + (f", {len(bad)} malformed" if bad else ""), soft_wrap=True)
     t0 = time.perf_counter()

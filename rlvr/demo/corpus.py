@@ -5,7 +5,7 @@ What it does:
   additions written in free styles ("Q: 23+48 = ? A: 71", "23 plus 48 equals 71.", a User/Assistant
   exchange, ...); 30% are generated English sentences (no downloads). Only ~3% of the arithmetic
   documents write the answer as `<answer>71</answer>`; nothing ever uses `<think>`. That rare
-  format is what GRPO later amplifies (NOTES.md: RL amplifies a behaviour the base already has).
+  format is what GRPO later amplifies (RL amplifies a behaviour the base already has).
 - `is_held_out(a, b)`: the fixed hash rule that keeps ~10% of the (a, b) pairs out of pretraining,
   so the RL demo can evaluate on problems the model never saw. `held_out_pairs()` lists them.
 - `PROMPT_TEMPLATE`, `parse_free_answer`, `parse_tagged_answer`: what the demo asks and how it reads
@@ -34,7 +34,7 @@ HELD_OUT_MOD = 10  # a pair is held out when hash(pair) % HELD_OUT_MOD == 0 (~10
 
 SYSTEM = "A conversation between User and Assistant."
 TAG_INSTRUCTION = "The Assistant puts the final answer inside <answer> </answer> tags."
-# The prompt the RL demo and the base-model evaluation use (NOTES.md, "GRPO").
+# The prompt the RL demo and the base-model evaluation use.
 PROMPT_TEMPLATE = SYSTEM + " " + TAG_INSTRUCTION + "\nUser: What is {a} + {b}?\nAssistant:"
 
 # Free styles of writing "a + b = s"; `{s}` is where the answer goes.

@@ -1,10 +1,10 @@
 """Train the demo base model from scratch: a 1.1M-parameter Qwen2 that adds two-digit numbers.
 
-What it does (the recipe measured in NOTES.md):
+What it does:
 - a byte-level BPE tokenizer (vocab 1024, digits split) trained on the start of the corpus;
 - a random-init Qwen2 (hidden 128, 4 layers, 4 heads, 2 KV heads, intermediate 512, tied);
 - ~4.7M tokens from `rlvr.demo.corpus` packed into 128-token rows (documents end with eos);
-- 1000 steps of 32 rows, AdamW lr 3e-3 (NOTES.md: 2e-3, which stalled here) with linear warmup and
+- 1000 steps of 32 rows, AdamW lr 3e-3 (2e-3 stalled here) with linear warmup and
   cosine decay, fixed seed;
 - an evaluation on held-out problems with the demo prompt: greedy free-text accuracy (last integer
   on the reply's first line equals a+b), greedy and sampled use of `<answer>` tags; printed and saved as
@@ -13,7 +13,7 @@ What it does (the recipe measured in NOTES.md):
 What it does not do: RL (that is `rlvr train` on the shipped demo config). The result is shipped in
 `rlvr/data/tiny-arith/`; `ensure_base_model()` returns it, or rebuilds it into a cache directory.
 
-Try it (NOTES.md measured ~4.5 min on 2 quiet cores; our run took 55 min on a 2-core machine shared
+Try it (~4.5 min on 2 quiet cores; one run took 55 min on a 2-core machine shared
 with ~8 other jobs, ~7 CPU-minutes):
     python -m rlvr.demo.pretrain --out /tmp/tiny-arith
 """
@@ -57,7 +57,7 @@ class PretrainConfig:
     tokenizer_docs: int = 20_000
     vocab_size: int = 1024
     # AdamW with linear warmup then cosine decay to `min_lr_ratio * lr`.
-    lr: float = 3e-3  # NOTES.md used 2e-3; with this corpus 2e-3 stalled at ~10% held-out accuracy
+    lr: float = 3e-3  # with this corpus 2e-3 stalled at ~10% held-out accuracy
     warmup_steps: int = 50
     min_lr_ratio: float = 0.1
     weight_decay: float = 0.01

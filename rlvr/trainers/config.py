@@ -104,7 +104,7 @@ class RolloutConfig:
     prompts_per_step: int = 16
     group_size: int = 8
     # Generation limit and sampling. Stop strings stay in the text the verifier sees.
-    max_new_tokens: int = 24
+    max_new_tokens: int = 512
     temperature: float = 1.0
     top_p: float = 1.0
     top_k: int = 0
@@ -141,8 +141,9 @@ class ScoringConfig:
 
 @dataclass
 class LoggingConfig:
-    # Where metrics.jsonl, rollouts.jsonl, alarms.jsonl, tb/, checkpoints/ and config.yaml go.
-    run_dir: str = "runs/demo"
+    # Where metrics.jsonl, rollouts.jsonl, alarms.jsonl, tb/, checkpoints/, final/ and config.yaml
+    # go. None = runs/<the config file's name> (runs/train without a file).
+    run_dir: str | None = None
     # Live progress bar: "auto" (tqdm when attached to a terminal or not), "tqdm", or "none".
     progress: Literal["auto", "tqdm", "none"] = "auto"
     # Mirror metrics to TensorBoard; W&B project name (None = off; needs `pip install wandb`).
@@ -177,7 +178,7 @@ class TrainConfig:
     # Seeds the data order, sampling and initialisation; a resumed run continues the same streams.
     seed: int = 0
     # Training steps (one batch of rollouts each).
-    steps: int = 300
+    steps: int = 100
     # Stop early after this many minutes of training (None = no limit); a checkpoint is saved.
     max_minutes: float | None = None
     # Algorithm preset name (grpo, dr_grpo, dapo, rloo, reinforce_pp, gspo, ppo); its fields fill `algo`.
@@ -211,5 +212,9 @@ class TrainConfig:
 
 
 def load_train_config(path: str | Path | None, overrides: Sequence[str] = ()) -> TrainConfig:
-    """Read a `TrainConfig` from YAML + dotted overrides, with ``preset:`` laid under ``algo:``."""
-    return load_config(TrainConfig, path, overrides, presets=preset_tree, preset_key="preset")
+    """Read a `TrainConfig` from YAML + dotted overrides, with ``preset:`` laid under ``algo:``.
+    An unset ``logging.run_dir`` becomes ``runs/<config file name>`` (``runs/train`` without one)."""
+    cfg = load_config(TrainConfig, path, overrides, presets=preset_tree, preset_key="preset")
+    if cfg.logging.run_dir is None:
+        cfg.logging.run_dir = f"runs/{Path(path).stem if path is not None else 'train'}"
+    return cfg

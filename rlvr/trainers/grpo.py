@@ -62,6 +62,7 @@ from rlvr.samplers import SamplingParams
 from rlvr.scoring import Scorer
 from rlvr.trainers import setup
 from rlvr.trainers.config import TrainConfig
+from rlvr.trainers.finalize import GracefulStop, write_final
 from rlvr.trainers.update import UpdatePlan, distributed, run_updates
 
 __all__ = ["train"]
@@ -201,7 +202,7 @@ def _progress(cfg: TrainConfig, start: int, enabled: bool) -> Any:
     return tqdm(total=cfg.steps, initial=start, desc="rlvr train", disable=off, dynamic_ncols=True, file=sys.stderr)
 
 
-def _build(cfg: TrainConfig, acc: Any, run_dir: Path, resume: bool) -> tuple[Parts, dict[str, Any], Path | None]:
+def _build(cfg: TrainConfig, acc: Any, run_dir: Path, resume: bool, task: Any = None) -> tuple[Parts, dict[str, Any], Path | None]:
     """The run's parts (policy, reference, optimizer, critic, sampler, task) and the resumed state."""
     from rlvr.tasks import get_task
 
@@ -220,6 +221,8 @@ def _build(cfg: TrainConfig, acc: Any, run_dir: Path, resume: bool) -> tuple[Par
         state = load_checkpoint(ckpt, model=None if lora else model, optimizer=optimizer, scheduler=scheduler)
         if lora:
             setup.load_adapter(model, ckpt / "model")
+        if acc.is_main_process:
+            print(f"rlvr train: --resume: continuing after step {state['step']} of {cfg.steps} from {ckpt}", file=sys.stderr)
     model, optimizer = acc.prepare(model, optimizer)
     critic = None
     if cfg.algo.needs_critic:
@@ -230,7 +233,7 @@ def _build(cfg: TrainConfig, acc: Any, run_dir: Path, resume: bool) -> tuple[Par
         if ckpt is not None:
             critic.load_state(load_extra(ckpt, "critic"))
     sampler = setup.build_sampler(cfg, acc.unwrap_model(model), tokenizer, path)
-    task = get_task(cfg.task.name, **cfg.task.options)
+    task = task if task is not None else get_task(cfg.task.name, **cfg.task.options)
     parts = Parts(cfg=cfg, acc=acc, model=model, tokenizer=tokenizer, ref=ref, optimizer=optimizer, scheduler=scheduler,
                   critic=critic, sampler=sampler, scorer=None, task=task, train_samples=task.samples("train"),
                   plan=rollout_plan(cfg, acc.num_processes))
@@ -299,8 +302,10 @@ def _train_step(parts: Parts, state: dict[str, Any], step: int) -> tuple[dict[st
     return metrics, rollout.seen
 
 
-def train(cfg: TrainConfig, *, resume: bool = False, config_yaml: str | None = None) -> dict[str, Any]:
-    """Run (or resume) training as `cfg` says; returns a summary (eval accuracy first/last, wall time)."""
+def train(cfg: TrainConfig, *, resume: bool = False, config_yaml: str | None = None, task: Any = None,
+          verifier: Any = None) -> dict[str, Any]:
+    """Run (or resume) training as `cfg` says; returns a summary (eval accuracy first/last, wall time).
+    `task` and `verifier` (built in Python, e.g. by `rlvr.GRPOTrainer`) replace the config's."""
     from accelerate import Accelerator
 
     wall = time.perf_counter()
@@ -310,7 +315,7 @@ def train(cfg: TrainConfig, *, resume: bool = False, config_yaml: str | None = N
         raise ValueError(f"rollout.prompts_per_step={cfg.rollout.prompts_per_step} must divide among {acc.num_processes} processes")
     run_dir = Path(cfg.logging.run_dir)
     run_dir.mkdir(parents=True, exist_ok=True)
-    parts, state, ckpt = _build(cfg, acc, run_dir, resume)
+    parts, state, ckpt = _build(cfg, acc, run_dir, resume, task)
     if acc.is_main_process:  # the objective this run trains, as `rlvr presets show` prints it
         (run_dir / "objective.txt").write_text(describe(cfg.algo, base=cfg.preset, max_new_tokens=cfg.rollout.max_new_tokens) + "\n")
     eval_samples = parts.task.samples(cfg.task.eval_split, cfg.task.eval_limit) if cfg.logging.eval_every else []
@@ -336,9 +341,9 @@ def train(cfg: TrainConfig, *, resume: bool = False, config_yaml: str | None = N
     bar = _progress(cfg, start, main)
     deadline = None if cfg.max_minutes is None else time.monotonic() + 60 * cfg.max_minutes
     last: dict[str, float] = {}
-    verifier = setup.task_verifier(parts.task, cfg.task)
+    verifier = verifier if verifier is not None else setup.task_verifier(parts.task, cfg.task)
     workers = setup.scoring_workers(verifier, cfg.scoring.workers)
-    with Scorer(verifier, workers=workers, timeout_s=cfg.scoring.timeout_s) as parts.scorer:
+    with Scorer(verifier, workers=workers, timeout_s=cfg.scoring.timeout_s) as parts.scorer, GracefulStop() as stop:
         if start == 0 and main and eval_samples:
             logger.metrics(0, run_eval(0))
         step = start
@@ -349,7 +354,7 @@ def train(cfg: TrainConfig, *, resume: bool = False, config_yaml: str | None = N
                 from accelerate.utils import gather_object
 
                 records = gather_object(records)
-            out_of_time = deadline is not None and time.monotonic() > deadline
+            out_of_time = (deadline is not None and time.monotonic() > deadline) or stop.requested
             if acc.num_processes > 1:  # every rank stops at the same step
                 out_of_time = bool(acc.reduce(torch.tensor(float(out_of_time), device=acc.device), "max").item())
             # the last step evaluates, also when max_minutes ends the run early (the held-out "after")
@@ -374,17 +379,21 @@ def train(cfg: TrainConfig, *, resume: bool = False, config_yaml: str | None = N
                                     extra={"critic": parts.critic.state()} if parts.critic is not None else None)
                 acc.wait_for_everyone()
             if out_of_time:
-                bar.write(f"rlvr train: max_minutes={cfg.max_minutes} reached at step {step}; checkpoint saved")
+                why = "SIGTERM" if stop.requested else f"max_minutes={cfg.max_minutes} reached"
+                bar.write(f"rlvr train: {why} at step {step}; checkpoint saved to {run_dir}/checkpoints (continue with --resume)",
+                          file=sys.stderr)
                 break
     bar.close()
     logger.close()
+    if main and not stop.requested:  # RUN_DIR/final: the model to use (LoRA: merged, adapter beside it)
+        write_final(run_dir, acc.unwrap_model(parts.model), parts.tokenizer, config_yaml, cfg.rollout.max_new_tokens)
     fingerprints = _weight_fingerprints(acc, acc.unwrap_model(parts.model))
     if cfg.rollout.backend != "hf":
         parts.sampler.close()
     return {"steps": step, "steps_planned": cfg.steps, "finished": step >= cfg.steps,
             "eval_first": history["eval_first"], "eval_last": history["eval_last"],
             "wall_seconds": time.perf_counter() - wall, "last": last, "run_dir": str(run_dir),
-            "weight_fingerprints": fingerprints}
+            "weight_fingerprints": fingerprints, "stopped_by": "SIGTERM" if stop.requested else None}
 
 
 def _weight_fingerprints(acc: Any, model: Any) -> list[str]:
