@@ -44,6 +44,7 @@ DEFAULT_PRELOAD: tuple[str, ...] = (
     "itertools",
     "json",
     "math",
+    "mmap",
     "operator",
     "random",
     "re",

@@ -35,14 +35,11 @@ import secrets
 import sys
 import threading
 from collections.abc import Sequence
-from pathlib import Path
 from typing import Any
 
-import rlvr.sandboxes._harness_child as _harness_child
-import rlvr.sandboxes._values as _values
-import rlvr.sandboxes.harness as _harness
 from rlvr.sandboxes._values import canon, digest, norm_ws
 from rlvr.sandboxes.base import DEFAULT_OUTPUT_CAP, Job, Sandbox
+from rlvr.sandboxes.harness import harness_source
 from rlvr.verifiers._code_plan import Plan as Plan  # re-exported: tests and docs import these from here
 from rlvr.verifiers._code_plan import plan_tests, static_suspicion
 from rlvr.verifiers.base import Sample, Score, VerifierError, register_verifier
@@ -51,9 +48,7 @@ __all__ = ["CodeVerifier", "extract_code", "shared_sandbox"]
 
 log = logging.getLogger("rlvr.verifiers.code")
 
-# Shipped as each job's code (then "main()"): values, the children's bodies, the parent. See the harness.
-_HARNESS_PARTS = (_values, _harness_child, _harness)
-HARNESS_SRC = "\n".join(Path(m.__file__).read_text(encoding="utf-8") for m in _HARNESS_PARTS)
+HARNESS_SRC = harness_source()  # each job's code: values, the children's bodies, the parent, main()
 _LANG_TAGS = {"python": ("python", "py", "python3", "")}
 _FENCE = re.compile(r"```[ \t]*([A-Za-z0-9_+-]*)[^\n]*\n(.*?)(?:```|\Z)", re.DOTALL)
 
@@ -124,6 +119,9 @@ class CodeVerifier:
     program_prefix: prepended to the program (default ``from typing import *``, as HumanEval
     prompts carry it). stop_on_failure: stop at the first failing test (default: with
     all_or_nothing, where later tests cannot change the reward). pattern: a regex for extraction.
+    zero_suspicious: a completion flagged ``suspicious`` (``info["suspicious_reasons"]``: what
+    the program's source does, or builtins it modified at runtime) scores 0 (default, for RL);
+    False keeps its test score and only flags it (e.g. to compare with other evaluators).
     """
 
     def __init__(
@@ -138,6 +136,7 @@ class CodeVerifier:
         program_prefix: str = "from typing import *\n",
         stop_on_failure: bool | None = None,
         pattern: str | None = None,
+        zero_suspicious: bool = True,
     ):
         if reward not in ("fraction", "all_or_nothing"):
             raise VerifierError(
@@ -157,6 +156,7 @@ class CodeVerifier:
         self.timeout_s, self.test_timeout_s = float(timeout_s), float(test_timeout_s)
         self.memory_mb, self.whitespace_tolerant = int(memory_mb), whitespace_tolerant
         self.program_prefix, self.pattern = program_prefix, pattern
+        self.zero_suspicious = bool(zero_suspicious)
         self.stop_on_failure = reward == "all_or_nothing" if stop_on_failure is None else stop_on_failure
 
     # -- pickling: never a live pool ------------------------------------------------------------
@@ -209,7 +209,7 @@ class CodeVerifier:
         budget = max(0.5, self.timeout_s - 0.5)
         harness_job = {
             "program": self.program_prefix + program,
-            "setup": plan.setup,
+            "task_defs": plan.task_source(),
             "entry": plan.entry,
             "cand": plan.cand,
             "units": plan.units,
@@ -220,14 +220,17 @@ class CodeVerifier:
             "preload": _stdlib_imports(self.program_prefix + program),
         }
         files = {"rlvr_job.json": json.dumps(harness_job), "rlvr_nonce": nonce}
-        if plan.ref_exprs:
-            files["rlvr_ref.json"] = json.dumps({"setup": plan.setup, "exprs": plan.ref_exprs})
-        job = Job(
-            code=HARNESS_SRC + "\nmain()\n",
-            files=files,
-            timeout_s=self.timeout_s,
-            memory_mb=self.memory_mb + 128,
-        )
+        if plan.needs_test_process():  # read only by the test process, forked before the program runs
+            imports = "".join(f"import {m}\n" for m in sorted(plan.imports))
+            files["rlvr_tests.json"] = json.dumps(
+                {
+                    "setup": imports + plan.task_source(),
+                    "exprs": plan.ref_exprs,
+                    "stmts": plan.stmts if any(u["kind"] == "test" for u in plan.units) else [],
+                    "names": sorted(plan.names),
+                }
+            )
+        job = Job(code=HARNESS_SRC, files=files, timeout_s=self.timeout_s, memory_mb=self.memory_mb + 128)
         stdio_only = all(u["kind"] == "stdio" for u in plan.units)
         ctx = {
             "nonce": nonce,
@@ -252,7 +255,7 @@ class CodeVerifier:
             v = verdicts.get(i)
             if v is None:
                 why = "timeout" if res.timed_out else "not_run"
-                tests.append({"ok": False, "error": why, "test": chk["label"]})
+                tests.append({"ok": False, "error": why, "test": chk["label"], "where": chk.get("where", "host")})
                 continue
             for name in ("early_exit", "timeout", "memory"):
                 flags[name] |= v.get("status") == name
@@ -263,7 +266,7 @@ class CodeVerifier:
                 runtime.append("builtins modified at runtime: " + ", ".join(v["tampered"][:5]))
                 if chk["cmp"] == "done" and ok:  # asserts that ran next to a tampered runtime prove nothing
                     ok, err = False, "builtins modified"
-            t = {"ok": ok, "error": err, "test": chk["label"]}
+            t = {"ok": ok, "error": err, "test": chk["label"], "where": chk.get("where", "host")}
             if not ok and v.get("preview") is not None:
                 t["got"] = v["preview"]
             tests.append(t)
@@ -285,6 +288,9 @@ class CodeVerifier:
             "untrusted_asserts": ctx["untrusted"],
             "wall_s": round(res.wall_s, 4),
         }
+        if reasons and self.zero_suspicious and reward > 0:  # the suspicious flag is decided just above
+            reward, all_ok = 0.0, False
+            info.update(reason="suspicious", zeroed_as_suspicious=True)
         if res.error:
             info["error"] = f"sandbox: {res.error}"
         elif res.truncated and len(verdicts) < len(checks) and not res.timed_out:
@@ -378,6 +384,9 @@ def _compare(v: dict, chk: dict, refs: dict, ws: bool) -> tuple[bool, str | None
     try:
         if cmp == "done":
             return True, None
+        if cmp == "test":  # the test process ran the statement; the program was behind proxies
+            ok = v.get("bool") is True
+            return ok, None if ok else str(v.get("error") or "assertion failed")
         if cmp == "stdout":
             want = digest(norm_ws(chk["expected"])) if ws else digest(chk["expected"])
             return (v.get("ws" if ws else "raw") == want), (
