@@ -182,7 +182,8 @@ def _child_tests(path, out, rfd, wfd):
             out.emit(_ref_record(rid, src, g))
     out.close()  # the job's stdout: nothing else here writes to it
     chan.send({"ready": True})
-    if g is not None:
+    if g is not None:  # the check's own namespace: its locals never shadow what the helpers see
+        g = dict(g)
         for name in spec.get("names", ()):
             g[name] = _proxy(chan, name)
     stmts, pos = spec.get("stmts", []), 0
