@@ -57,14 +57,18 @@ class _Lines:
         while data:
             data = data[self.write(self.wfd, data) :]
 
-    def recv(self):
+    def recv_raw(self):
         while b"\n" not in self.buf:
             chunk = self.read(self.rfd, 1 << 16)
             if not chunk:
                 return None
             self.buf += chunk
         line, _, self.buf = self.buf.partition(b"\n")
-        return self.loads(line)
+        return line
+
+    def recv(self):
+        line = self.recv_raw()
+        return None if line is None else self.loads(line)
 
 
 def _child_program(job, rfd, wfd):
@@ -163,13 +167,13 @@ def _proxy(chan, name):
     return call
 
 
-def _child_tests(path, out, rfd, wfd):
-    """Body of the test process: read (and unlink) its file, run the task's definitions, write the
-    expected values to the job's stdout, say ready, then run test statements on request."""
-    with open(path, encoding="utf-8") as f:
-        spec = json.load(f)
-    os.unlink(path)
+def _child_tests(make_out, rfd, wfd):
+    """Body of the test process: read the nonce and its spec from the parent, run the task's
+    definitions, write the expected values to the job's stdout, say ready, then run test
+    statements on request."""
     chan = _Lines(rfd, wfd)
+    nonce, _, raw = (chan.recv_raw() or b"").partition(b" ")
+    spec, out = json.loads(raw), make_out(nonce)
     _std_streams()
     g = {"__name__": "rlvr_test", "__builtins__": builtins}
     try:

@@ -54,16 +54,15 @@ Try it: it is not meant to be run by hand; see `rlvr.verifiers.code`. `canon`, `
 import json
 import math
 import os
-import random
-import select
+import resource
 import signal
 import time
 
 BIG = 200  # canonical strings longer than this travel as their sha256 (stdout is capped at 64 KiB)
-MAX_RESULT = 8 << 20
 
 if __name__ != "__main__":  # on the host; in the sandbox the other parts are shipped ahead of this file
     from rlvr.sandboxes._harness_child import _child_program, _child_stdio, _child_tests
+    from rlvr.sandboxes._harness_proc import MAX_RESULT, _death, _fork, _Proc
     from rlvr.sandboxes._values import canon, decode, digest, norm_ws
     from rlvr.sandboxes._values import encode as encode  # re-exported for the host, as canon etc.
 
@@ -73,7 +72,7 @@ def harness_source():
     from pathlib import Path
 
     here = Path(__file__).parent
-    parts = [here / "_values.py", here / "_harness_child.py", Path(__file__)]
+    parts = [here / "_values.py", here / "_harness_child.py", here / "_harness_proc.py", Path(__file__)]
     return "\n".join(p.read_text(encoding="utf-8") for p in parts) + "\nmain()\n"
 
 
@@ -99,18 +98,17 @@ def _read_nonce():
 
 
 class _Out:
-    def __init__(self, mm, n, fd=1):
-        self.mm, self.n, self.fd = mm, n, fd
+    """Verdict lines ``<nonce> <json>`` on the job's stdout; `j` (a batch's completion) tags each."""
 
-    def wipe_on_fork(self):
-        adv = getattr(__import__("mmap"), "MADV_WIPEONFORK", None)
-        if adv is not None:
-            try:
-                self.mm.madvise(adv)
-            except OSError:
-                pass
+    def __init__(self, mm, n, fd=1, j=None):
+        self.mm, self.n, self.fd, self.j = mm, n, fd, j
+
+    def tagged(self, j):
+        return _Out(self.mm, self.n, self.fd, j)
 
     def emit(self, obj):
+        if self.j is not None:
+            obj["j"] = self.j
         line = (" " + json.dumps(obj, separators=(",", ":")) + "\n").encode()
         os.writev(self.fd, [memoryview(self.mm)[: self.n], line])
 
@@ -119,203 +117,65 @@ class _Out:
         os.close(self.fd)
 
 
-def _enter_child(in_r, out_w, err_w, keep, mem_mb):
-    """In a fresh child: new session, pipes on 0/1/2, each fd of `keep` moved to a random fd number
-    (returned in order), every other fd closed, the address-space limit lowered to `mem_mb`."""
-    import resource
-
-    os.setsid()
-    for src, dst in ((in_r, 0), (out_w, 1), (err_w, 2)):
-        os.dup2(src, dst)
-    soft = resource.getrlimit(resource.RLIMIT_NOFILE)[0]
-    hi = min(soft if soft > 0 else 256, 1024)
-    rng = random.SystemRandom()
-    tmp = [os.dup(fd) for fd in keep]  # a target number may be one of the sources
-    pool = [x for x in range(16, hi) if x not in tmp]
-    picked = rng.sample(pool, len(keep)) if len(pool) > len(keep) else list(range(3, 3 + len(keep)))
-    for fd, dst in zip(tmp, picked):
-        os.dup2(fd, dst)
-    prev = 3
-    for fd in sorted(picked):
-        os.closerange(prev, fd)
-        prev = fd + 1
-    os.closerange(prev, 65536)
-    if mem_mb:
-        lim = int(mem_mb) << 20
-        cur = resource.getrlimit(resource.RLIMIT_AS)
-        if cur[0] < 0 or cur[0] > lim:
-            resource.setrlimit(resource.RLIMIT_AS, (lim, cur[1] if 0 <= cur[1] < lim else lim))
-    return picked
-
-
-class _Proc:
-    """A child in its own session that answers newline-delimited JSON requests over two pipes.
-
-    `body(rfd, wfd, *extra)` runs in the child (`extra`: the fds of `keep`, moved). While the parent
-    waits for a reply, the child's stdout is drained (counted) and its stderr's tail kept."""
-
-    def __init__(self, body, mem_mb, keep=()):
-        (rq_r, rq_w), (rs_r, rs_w), (out_r, out_w), (err_r, err_w) = [os.pipe() for _ in range(4)]
-        null = os.open(os.devnull, os.O_RDONLY)
-        pid = os.fork()
-        if pid == 0:
-            try:
-                body(*_enter_child(null, out_w, err_w, [rq_r, rs_w, *keep], mem_mb))
-            except BaseException:  # noqa: BLE001, S110 - the parent sees a child that stopped answering
-                pass
-            os._exit(0)
-        for fd in (null, rq_r, rs_w, out_w, err_w):
-            os.close(fd)
-        self.pid, self.w, self.r = pid, rq_w, rs_r
-        self.open = {rs_r, out_r, err_r}
-        self.out, self.err = out_r, err_r
-        self.buf, self.err_tail, self.out_total, self.timed_out = b"", b"", 0, False
-
-    def send(self, msg):
-        data = (json.dumps(msg, separators=(",", ":")) + "\n").encode()
+def _wipe_on_fork(mm):
+    adv = getattr(__import__("mmap"), "MADV_WIPEONFORK", None)
+    if adv is not None:
         try:
-            while data:
-                data = data[os.write(self.w, data) :]
-        except OSError:  # the child is gone
-            return False
-        return True
-
-    def recv(self, deadline):
-        """The next reply (a dict; {} when malformed), or None: the child closed its reply pipe,
-        sent too much, or missed `deadline` (then `timed_out`)."""
-        while b"\n" not in self.buf:
-            if self.r not in self.open or len(self.buf) > MAX_RESULT:
-                return None
-            left = deadline - time.monotonic()
-            ready = select.select(list(self.open), [], [], left)[0] if left > 0 else []
-            if not ready:
-                self.timed_out = True
-                return None
-            for fd in ready:
-                chunk = os.read(fd, 65536)
-                if not chunk:
-                    self.open.discard(fd)
-                elif fd == self.r:
-                    self.buf += chunk
-                elif fd == self.err:
-                    self.err_tail = (self.err_tail + chunk)[-1024:]
-                else:
-                    self.out_total += len(chunk)
-        line, _, self.buf = self.buf.partition(b"\n")
-        try:
-            msg = json.loads(line.decode("utf-8"))
-        except ValueError:
-            return {}
-        return msg if type(msg) is dict else {}
-
-    def finish(self):
-        """Kill the child's session, reap it, close our fds; (status, message) of its death."""
-        try:
-            os.killpg(self.pid, signal.SIGKILL)
+            mm.madvise(adv)
         except OSError:
             pass
-        _, status = os.waitpid(self.pid, 0)
-        for fd in [self.w, self.r, self.out, self.err]:
+
+
+def _read_specs(count):
+    """Each completion's ``rlvr_tests_<j>.json`` into one private mapping that forks see as zeros
+    (never a Python object: the program children, forked from us, find nothing); files unlinked.
+    Returns (mapping, {j: (offset, size)})."""
+    import mmap
+
+    paths = {j: f"rlvr_tests_{j}.json" for j in range(count) if os.path.exists(f"rlvr_tests_{j}.json")}
+    sizes = {j: os.path.getsize(p) for j, p in paths.items()}
+    mm = mmap.mmap(-1, max(1, sum(sizes.values())), flags=mmap.MAP_PRIVATE)
+    _wipe_on_fork(mm)
+    where, off = {}, 0
+    for j, p in paths.items():
+        fd = os.open(p, os.O_RDONLY)
+        got = os.readv(fd, [memoryview(mm)[off : off + sizes[j]]])
+        os.close(fd)
+        os.unlink(p)
+        where[j], off = (off, got), off + sizes[j]
+    return mm, where
+
+
+def _write_all(fd, data):
+    view = memoryview(data)
+    while view:
+        view = view[os.write(fd, view) :]
+
+
+def _sweep():
+    """Between two completions of a batch (only in a container, where every process but PID 1 is
+    the job's): kill what the last program left (setsid escapees) and empty the scratch dirs."""
+    for _ in range(3):
+        try:
+            os.kill(-1, signal.SIGKILL)  # never this process itself, never PID 1
+        except OSError:
+            break
+    for d in ("/scratch", "/tmp", "/dev/shm"):
+        try:
+            names = os.listdir(d)
+        except OSError:
+            continue
+        for name in names:
+            p = os.path.join(d, name)
             try:
-                os.close(fd)
+                if os.path.isdir(p) and not os.path.islink(p):
+                    import shutil
+
+                    shutil.rmtree(p, ignore_errors=True)
+                else:
+                    os.unlink(p)
             except OSError:
                 pass
-        err = self.err_tail.decode("utf-8", "replace")
-        self.stderr = err[-300:]
-        return _death({"timed_out": self.timed_out, "status": status, "err": err})
-
-
-def _fork(body, stdin_data, timeout, mem_mb, want_out, on_line=None, hard_end=None):
-    """Fork a child that runs body(result_fd) in a new session. Each complete line it writes to the
-    result pipe goes to on_line(bytes) (return False to stop) and restarts the `timeout` clock.
-    Returns the child's wait status, whether it timed out, its stdout (if `want_out`) and stderr tail."""
-    (in_r, in_w), (out_r, out_w), (err_r, err_w), (res_r, res_w) = [os.pipe() for _ in range(4)]
-    pid = os.fork()
-    if pid == 0:
-        try:
-            body(_enter_child(in_r, out_w, err_w, [res_w], mem_mb)[0])
-        except BaseException:  # noqa: BLE001, S110 - the parent sees a child that never reported
-            pass
-        os._exit(0)
-    for fd in (in_r, out_w, err_w, res_w):
-        os.close(fd)
-    caps = {out_r: MAX_RESULT if want_out else 0, err_r: 2048, res_r: MAX_RESULT}
-    bufs, total, timed_out, wfds = _pump(in_w, stdin_data, caps, err_r, res_r, timeout, on_line, hard_end)
-    try:
-        os.killpg(pid, signal.SIGKILL)
-    except OSError:
-        pass
-    _, status = os.waitpid(pid, 0)
-    for fd in [out_r, err_r, res_r] + wfds:
-        os.close(fd)
-    return {
-        "status": status,
-        "timed_out": timed_out,
-        "out": bytes(bufs[out_r]),
-        "err": bytes(bufs[err_r]).decode("utf-8", "replace")[-600:],
-        "out_total": total[out_r],
-        "out_over": want_out and total[out_r] > MAX_RESULT,
-        "res_over": len(bufs[res_r]) >= MAX_RESULT,
-    }
-
-
-def _pump(in_w, stdin_data, caps, err_r, res_r, timeout, on_line, hard_end):
-    """Write `stdin_data` to `in_w` and read the child's pipes (the keys of `caps`, each buffer kept
-    to its cap; stderr to its last 1 KiB) until they close, on_line says stop or the deadline passes.
-    Returns (buffers, bytes read per fd, whether it timed out, the write fds still open)."""
-    bufs = {fd: bytearray() for fd in caps}
-    total = {fd: 0 for fd in caps}
-    data = memoryview(stdin_data or b"")
-    wfds = [in_w] if len(data) else []
-    if not wfds:
-        os.close(in_w)
-    hard_end = hard_end or float("inf")
-    deadline = min(time.monotonic() + timeout, hard_end)
-    timed_out, stopped, rfds = False, False, list(caps)
-    while rfds and not stopped:
-        left = deadline - time.monotonic()
-        if left <= 0:
-            timed_out = True
-            break
-        r, w, _ = select.select(rfds, wfds, [], left)
-        if w:
-            try:
-                data = data[os.write(in_w, data[:65536]) :]
-            except OSError:
-                data = data[:0]
-            if not len(data):
-                os.close(in_w)
-                wfds = []
-        for fd in r:
-            chunk = os.read(fd, 65536)
-            if not chunk:
-                rfds.remove(fd)
-                continue
-            total[fd] += len(chunk)
-            room = caps[fd] - len(bufs[fd])
-            if room > 0:
-                bufs[fd] += chunk[:room]
-            if fd == err_r:
-                del bufs[fd][:-1024]
-            elif fd == res_r and on_line is not None:
-                while b"\n" in bufs[res_r] and not stopped:
-                    line, _, rest = bytes(bufs[res_r]).partition(b"\n")
-                    bufs[res_r] = bytearray(rest)
-                    stopped = on_line(line) is False
-                    deadline = min(time.monotonic() + timeout, hard_end)
-    return bufs, total, timed_out, wfds
-
-
-def _death(st):
-    """Why a child ended without reporting: (status, message)."""
-    if st["timed_out"]:
-        return "timeout", "timed out"
-    s = st["status"]
-    if os.WIFSIGNALED(s):
-        sig = os.WTERMSIG(s)
-        memory = sig == signal.SIGKILL or "MemoryError" in st["err"]
-        return ("memory" if memory else "crash"), f"killed by signal {sig}"
-    return "early_exit", f"exited with code {os.WEXITSTATUS(s)} before reporting"
 
 
 def _stdio_verdict(i, st):
@@ -371,7 +231,8 @@ class _Run:
         self.job, self.out, self.hard_end = job, out, hard_end
         self.t = float(job.get("unit_timeout_s", 5))
         self.tests = self.prog = None
-        self.flood = 0
+        self.flood = self.forks = 0
+        self.setup_s = 0.0
 
     def deadline(self):
         return min(time.monotonic() + self.t, self.hard_end)
@@ -380,6 +241,7 @@ class _Run:
         """Send `req` to the program child (a fresh one when there is none); (reply, None), or
         (None, death) when it dies, hangs or answers out of turn (it is then killed)."""
         if self.prog is None:
+            self.forks += 1
             self.prog = _Proc(lambda r, w: _child_program(self.job, r, w), self.job.get("memory_mb"))
         p = self.prog
         msg = p.recv(self.deadline()) if p.send(req) else None
@@ -442,17 +304,29 @@ class _Run:
             v["tampered"] = sorted(tampered)[:10]
         return v
 
-    def start_tests(self, path):
-        """Fork the test process before any program child exists; wait until it has read (and
-        unlinked) its file and written the expected values."""
+    def start_tests(self, specs, off, size):
+        """Fork the test process (it has run no model code, and never will), hand it the nonce and
+        its spec through its pipe, then wait until it has written the expected values."""
         real = os.dup(1)
-        tp = _Proc(lambda r, w, o: _child_tests(path, _Out(self.out.mm, self.out.n, o), r, w), self.job.get("memory_mb"), [real])
+        self.forks += 1
+        j = self.out.j
+        tp = _Proc(
+            lambda r, w, o: _child_tests(lambda nonce: _Out(bytearray(nonce), len(nonce), o, j), r, w),
+            self.job.get("memory_mb"),
+            [real],
+        )
         os.close(real)
+        try:
+            _write_all(tp.w, memoryview(self.out.mm)[: self.out.n])
+            _write_all(tp.w, b" ")
+            _write_all(tp.w, memoryview(specs)[off : off + size])
+            _write_all(tp.w, b"\n")
+        except OSError:
+            pass
+        specs[off : off + size] = bytes(size)
         msg = tp.recv(self.deadline())
         if msg is None or msg.get("ready") is not True:
             tp.finish()
-            if os.path.exists(path):
-                os.unlink(path)
             self.out.emit({"ref_error": "the test process did not start"})
             return
         self.tests = tp
@@ -469,24 +343,15 @@ def _stdio(run, i, unit):
     return _stdio_verdict(i, st)
 
 
-def main():
-    """Run every test of ./rlvr_job.json and print one verdict line per test (see the docstring)."""
+def _grade_one(sub, out, specs, where, dumpable):
+    """All tests of one completion (one entry of the job's batch); ends with its ``done`` line."""
     t0 = time.monotonic()
-    dumpable = not _nondumpable()
-    with open("rlvr_job.json", encoding="utf-8") as f:
-        job = json.load(f)
-    os.unlink("rlvr_job.json")
-    out = _Out(*_read_nonce())
-    for name in job.get("preload", ()):  # stdlib modules the program imports: once here, not per child
-        try:
-            __import__(name)
-        except Exception:  # noqa: BLE001, S110 - the child will raise the same ImportError itself
-            pass
-    run = _Run(job, out, t0 + float(job.get("budget_s", 60)))
-    if os.path.exists("rlvr_tests.json"):
-        run.start_tests("rlvr_tests.json")
-    out.wipe_on_fork()
-    units = job["units"]
+    r0 = [resource.getrusage(who) for who in (resource.RUSAGE_SELF, resource.RUSAGE_CHILDREN)]
+    run = _Run(sub, out, t0 + float(sub.get("budget_s", 60)))
+    if out.j in where:
+        run.start_tests(specs, *where[out.j])
+    run.setup_s = time.monotonic() - t0
+    units = sub["units"]
     for i, unit in enumerate(units):
         if time.monotonic() >= run.hard_end:
             break
@@ -494,10 +359,35 @@ def main():
         v = _stdio(run, i, unit) if kind == "stdio" else run.relayed(i) if kind == "test" else run.direct(i, unit)
         out.emit(v)
         failed = v["status"] != "ok" or (kind == "test" and v.get("bool") is not True)
-        if failed and job.get("stop_on_failure"):
+        if failed and sub.get("stop_on_failure"):
             break
     run.close()
     if run.flood > 65536:  # printed floods are drained; the host flags them
         out.emit({"out_flood": run.flood})
-    out.emit({"done": True, "dumpable": dumpable, "units": len(units)})
+    r1 = [resource.getrusage(who) for who in (resource.RUSAGE_SELF, resource.RUSAGE_CHILDREN)]
+    me, kids = [a.ru_utime + a.ru_stime - b.ru_utime - b.ru_stime for a, b in zip(r1, r0)]
+    cpu = {"parent": round(me, 5), "children": round(kids, 5), "setup_wall": round(run.setup_s, 5), "forks": run.forks}
+    out.emit({"done": True, "dumpable": dumpable, "units": len(units), "wall": round(time.monotonic() - t0, 5), "cpu": cpu})
+
+
+def main():
+    """Grade every completion of ./rlvr_job.json's batch, one verdict line per test (see the docstring)."""
+    dumpable = not _nondumpable()
+    with open("rlvr_job.json", encoding="utf-8") as f:
+        job = json.load(f)
+    os.unlink("rlvr_job.json")
+    mm, n = _read_nonce()
+    _wipe_on_fork(mm)
+    out = _Out(mm, n)
+    subs = job["batch"]
+    specs, where = _read_specs(len(subs))
+    for name in sorted({m for sub in subs for m in sub.get("preload", ())}):  # once here, not per child
+        try:
+            __import__(name)
+        except Exception:  # noqa: BLE001, S110 - the child will raise the same ImportError itself
+            pass
+    for j, sub in enumerate(subs):
+        if j and job.get("sweep"):
+            _sweep()
+        _grade_one(sub, out.tagged(j), specs, where, dumpable)
     os._exit(0)  # everything is written (os.writev); skip interpreter teardown

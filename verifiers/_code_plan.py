@@ -48,6 +48,8 @@ class Plan:
     names: set[str] = field(default_factory=set)
     imports: set[str] = field(default_factory=set)
     untrusted: int = 0
+    spec: str | None = None  # the test process's file (JSON), set by the verifier's plan cache
+    stdio_only: bool = False
 
     def task_source(self) -> str:
         """The task's own definitions: the helpers it gives the program, then the test's setup."""
@@ -407,10 +409,11 @@ _SUSPICIOUS_NAMES = {
 _SUSPICIOUS_STRINGS = ("/proc", "rlvr", "harness", "nonce")
 
 
-def static_suspicion(program: str, allow_exit: bool = False) -> list[str]:
-    """Reasons to log a program as a possible grading hack (an ast scan; no execution)."""
+def static_suspicion(program: str | ast.Module, allow_exit: bool = False) -> list[str]:
+    """Reasons to log a program (source, or its parsed tree) as a possible grading hack (an ast
+    scan; no execution)."""
     try:
-        tree = ast.parse(program)
+        tree = ast.parse(program) if isinstance(program, str) else program
     except (SyntaxError, ValueError, RecursionError, MemoryError):
         return []
     found: set[str] = set()

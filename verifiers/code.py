@@ -25,23 +25,24 @@ Try it::
 
 from __future__ import annotations
 
-import ast
 import atexit
 import json
 import logging
 import os
 import re
 import secrets
-import sys
 import threading
 from collections.abc import Sequence
 from typing import Any
 
-from rlvr.sandboxes._values import canon, digest, norm_ws
 from rlvr.sandboxes.base import DEFAULT_OUTPUT_CAP, Job, Sandbox
 from rlvr.sandboxes.harness import harness_source
+from rlvr.verifiers._code_grade import cached_plan as _cached_plan
+from rlvr.verifiers._code_grade import compare as _compare
+from rlvr.verifiers._code_grade import parse_verdicts as _parse
+from rlvr.verifiers._code_grade import scan
 from rlvr.verifiers._code_plan import Plan as Plan  # re-exported: tests and docs import these from here
-from rlvr.verifiers._code_plan import plan_tests, static_suspicion
+from rlvr.verifiers._code_plan import plan_tests as plan_tests  # re-exported, as Plan
 from rlvr.verifiers.base import Sample, Score, VerifierError, register_verifier
 
 __all__ = ["CodeVerifier", "extract_code", "shared_sandbox"]
@@ -122,6 +123,8 @@ class CodeVerifier:
     zero_suspicious: a completion flagged ``suspicious`` (``info["suspicious_reasons"]``: what
     the program's source does, or builtins it modified at runtime) scores 0 (default, for RL);
     False keeps its test score and only flags it (e.g. to compare with other evaluators).
+    batch: completions per sandbox job in `score_many` (default: up to 8 on a Docker pool, 1
+    elsewhere).
     """
 
     def __init__(
@@ -137,6 +140,7 @@ class CodeVerifier:
         stop_on_failure: bool | None = None,
         pattern: str | None = None,
         zero_suspicious: bool = True,
+        batch: int | None = None,
     ):
         if reward not in ("fraction", "all_or_nothing"):
             raise VerifierError(
@@ -156,7 +160,7 @@ class CodeVerifier:
         self.timeout_s, self.test_timeout_s = float(timeout_s), float(test_timeout_s)
         self.memory_mb, self.whitespace_tolerant = int(memory_mb), whitespace_tolerant
         self.program_prefix, self.pattern = program_prefix, pattern
-        self.zero_suspicious = bool(zero_suspicious)
+        self.zero_suspicious, self.batch = bool(zero_suspicious), batch
         self.stop_on_failure = reward == "all_or_nothing" if stop_on_failure is None else stop_on_failure
 
     # -- pickling: never a live pool ------------------------------------------------------------
@@ -174,8 +178,8 @@ class CodeVerifier:
         prepared = self._prepare(completion, sample)
         if isinstance(prepared, Score):
             return prepared
-        job, ctx = prepared
-        return self._grade(self._run(job), ctx)
+        job = self._pack([prepared], sweep=False)
+        return self._grade(self._run(job), prepared[2], 0)
 
     def _run(self, job: Job) -> Any:
         """One job; a sandbox failure (a lost container, not the program) is retried once."""
@@ -186,28 +190,63 @@ class CodeVerifier:
             res = sb.run(job.code, files=job.files, timeout_s=job.timeout_s, memory_mb=job.memory_mb)
         return res
 
+    def _batch_size(self, n: int, sb: Sandbox) -> int:
+        """Completions per sandbox job: several only in a container pool, where the harness can
+        kill every leftover of one program before the next (``kill(-1)``; see the harness)."""
+        if self.batch is not None:
+            return max(1, int(self.batch))
+        if type(sb).__name__ != "DockerSandbox":
+            return 1
+        return max(1, min(8, -(-n // max(1, int(getattr(sb, "size", 1))))))
+
     def score_many(self, completions: Sequence[str], samples: Sequence[Sample]) -> list[Score]:
-        """Score a batch through the pool's `run_many` (all slots busy); Scores in input order."""
+        """Score a batch through the pool's `run_many` (all slots busy); Scores in input order.
+        On a Docker pool, each sandbox job grades up to 8 completions one after another (one
+        worker fork and harness start for all of them); a completion whose job did not finish it
+        is graded again alone."""
         if len(completions) != len(samples):
             raise VerifierError(f"score_many: {len(completions)} completions but {len(samples)} samples")
         prepared = [self._prepare(c, s) for c, s in zip(completions, samples)]
-        todo = [i for i, p in enumerate(prepared) if not isinstance(p, Score)]
-        results = self._sandbox().run_many([prepared[i][0] for i in todo]) if todo else []
         out: list[Score] = [p if isinstance(p, Score) else None for p in prepared]  # type: ignore[misc]
-        for i, res in zip(todo, results):
-            out[i] = self._grade(self._run(prepared[i][0]) if res.error else res, prepared[i][1])
+        todo = [i for i, p in enumerate(prepared) if not isinstance(p, Score)]
+        if not todo:
+            return out
+        sb = self._sandbox()
+        size = self._batch_size(len(todo), sb)
+        groups = [todo[k : k + size] for k in range(0, len(todo), size)]
+        jobs = [self._pack([prepared[i] for i in g], sweep=len(g) > 1) for g in groups]
+        for g, job, res in zip(groups, jobs, sb.run_many(jobs)):
+            parts = _parse(res.stdout, prepared[g[0]][2]["nonce"]) if len(g) > 1 and not res.error else {}
+            for j, i in enumerate(g):
+                if len(g) == 1:
+                    out[i] = self._grade(self._run(job) if res.error else res, prepared[i][2], 0)
+                elif parts.get(j, ({}, {}, None))[2] is None:  # its job ended before it did: alone
+                    out[i] = self._grade(self._run(self._pack([prepared[i]], sweep=False)), prepared[i][2], 0)
+                else:
+                    out[i] = self._grade(res, prepared[i][2], j, parts[j])
         return out
 
-    def _prepare(self, completion: str, sample: Sample) -> tuple[Job, dict] | Score:
+    def _pack(self, items: list[tuple[dict, str | None, dict]], sweep: bool) -> Job:
+        """One sandbox job grading `items` (from `_prepare`) in order; sets each ctx's nonce."""
+        nonce = secrets.token_hex(16)
+        files = {"rlvr_job.json": json.dumps({"batch": [sub for sub, _, _ in items], "sweep": sweep}), "rlvr_nonce": nonce}
+        for j, (_, spec, ctx) in enumerate(items):
+            ctx["nonce"] = nonce
+            if spec is not None:
+                files[f"rlvr_tests_{j}.json"] = spec
+        timeout = sum(max(0.5, self.timeout_s) for _ in items) + 0.5 * (len(items) - 1)
+        return Job(code=HARNESS_SRC, files=files, timeout_s=timeout, memory_mb=self.memory_mb + 128)
+
+    def _prepare(self, completion: str, sample: Sample) -> tuple[dict, str | None, dict] | Score:
         program = extract_code(completion, self.language, self.pattern)
         if program is None:
             return Score(0.0, False, {"reason": "no_code"})
-        plan = plan_tests(sample.tests, sample.metadata)
+        plan = _cached_plan(sample)
         if not plan.units:
             raise VerifierError(f"code verifier: sample {sample.metadata.get('id', '?')!r} has no tests")
-        nonce = secrets.token_hex(16)
         budget = max(0.5, self.timeout_s - 0.5)
-        harness_job = {
+        static, imports = scan(program, self.program_prefix, stdio_only=plan.stdio_only)
+        sub = {
             "program": self.program_prefix + program,
             "task_defs": plan.task_source(),
             "entry": plan.entry,
@@ -217,44 +256,28 @@ class CodeVerifier:
             "budget_s": budget,
             "memory_mb": self.memory_mb,
             "stop_on_failure": self.stop_on_failure,
-            "preload": _stdlib_imports(self.program_prefix + program),
+            "preload": imports,
         }
-        files = {"rlvr_job.json": json.dumps(harness_job), "rlvr_nonce": nonce}
-        if plan.needs_test_process():  # read only by the test process, forked before the program runs
-            imports = "".join(f"import {m}\n" for m in sorted(plan.imports))
-            files["rlvr_tests.json"] = json.dumps(
-                {
-                    "setup": imports + plan.task_source(),
-                    "exprs": plan.ref_exprs,
-                    "stmts": plan.stmts if any(u["kind"] == "test" for u in plan.units) else [],
-                    "names": sorted(plan.names),
-                }
-            )
-        job = Job(code=HARNESS_SRC, files=files, timeout_s=self.timeout_s, memory_mb=self.memory_mb + 128)
-        stdio_only = all(u["kind"] == "stdio" for u in plan.units)
-        ctx = {
-            "nonce": nonce,
-            "checks": plan.checks,
-            "untrusted": plan.untrusted,
-            "static": static_suspicion(program, allow_exit=stdio_only),
-        }
-        return job, ctx
+        ctx = {"checks": plan.checks, "untrusted": plan.untrusted, "static": static}
+        return sub, plan.spec, ctx
 
-    def _grade(self, res: Any, ctx: dict) -> Score:
+    def _grade(self, res: Any, ctx: dict, j: int, part: tuple | None = None) -> Score:
+        """The Score of completion `j` of the job that produced `res`."""
         checks = ctx["checks"]
-        verdicts, refs, done = _parse(res.stdout, ctx["nonce"])
+        verdicts, refs, done = part or _parse(res.stdout, ctx["nonce"]).get(j, ({}, {}, None))
+        timed_out = bool(res.timed_out) and done is None
         tests: list[dict] = []
         flags = {
             "early_exit": False,
-            "timeout": bool(res.timed_out),
-            "memory": bool(res.memory_exceeded),
+            "timeout": timed_out,
+            "memory": bool(res.memory_exceeded) and done is None,
             "output_truncated": bool(refs.get("out_flood")),
         }
         runtime: list[str] = []
         for i, chk in enumerate(checks):
             v = verdicts.get(i)
             if v is None:
-                why = "timeout" if res.timed_out else "not_run"
+                why = "timeout" if timed_out else "not_run"
                 tests.append({"ok": False, "error": why, "test": chk["label"], "where": chk.get("where", "host")})
                 continue
             for name in ("early_exit", "timeout", "memory"):
@@ -270,7 +293,7 @@ class CodeVerifier:
             if not ok and v.get("preview") is not None:
                 t["got"] = v["preview"]
             tests.append(t)
-        if not done and not res.timed_out and any(t["error"] == "not_run" for t in tests):
+        if done is None and not timed_out and any(t["error"] == "not_run" for t in tests):
             flags["early_exit"] = True  # the harness itself was killed (by the program) before the end
         n_ok = sum(t["ok"] for t in tests)
         all_ok = n_ok == len(tests) > 0
@@ -286,18 +309,18 @@ class CodeVerifier:
             "suspicious": bool(reasons),
             "suspicious_reasons": reasons,
             "untrusted_asserts": ctx["untrusted"],
-            "wall_s": round(res.wall_s, 4),
+            "wall_s": round(float(done.get("wall", res.wall_s)) if done else res.wall_s, 4),
         }
         if reasons and self.zero_suspicious and reward > 0:  # the suspicious flag is decided just above
             reward, all_ok = 0.0, False
             info.update(reason="suspicious", zeroed_as_suspicious=True)
         if res.error:
             info["error"] = f"sandbox: {res.error}"
-        elif res.truncated and len(verdicts) < len(checks) and not res.timed_out:
+        elif res.truncated and len(verdicts) < len(checks) and not timed_out:
             info["error"] = "verdicts_truncated"  # more tests than fit in the 64 KiB of stdout
         elif refs.get("ref_error"):
             info["error"] = f"test setup failed: {refs['ref_error']}"
-        elif res.timed_out and not done:
+        elif timed_out:
             info["error"] = "timeout"
         return Score(reward=reward, passed=all_ok, info=info)
 
@@ -306,114 +329,3 @@ class CodeVerifier:
         return f"CodeVerifier(sandbox={sb!r}, reward={self.reward!r}, timeout_s={self.timeout_s})"
 
 
-def _stdlib_imports(program: str) -> list[str]:
-    """Top-level stdlib modules the program imports: the harness imports them once before forking."""
-    try:
-        tree = ast.parse(program)
-    except (SyntaxError, ValueError, RecursionError, MemoryError):
-        return []
-    names = {a.name.split(".")[0] for n in tree.body if isinstance(n, ast.Import) for a in n.names}
-    names |= {
-        n.module.split(".")[0]
-        for n in tree.body
-        if isinstance(n, ast.ImportFrom) and n.module and not n.level
-    }
-    return sorted(names & sys.stdlib_module_names - {"antigravity", "this", "idlelib", "tkinter", "turtle"})
-
-
-def _parse(stdout: str, nonce: str) -> tuple[dict[int, dict], dict[Any, dict], bool]:
-    """Verdict lines carrying our nonce; the first line per unit wins."""
-    verdicts: dict[int, dict] = {}
-    refs: dict[Any, dict] = {}
-    done = False
-    prefix = nonce + " "
-    for line in stdout.splitlines():
-        if not line.startswith(prefix):
-            continue
-        try:
-            obj = json.loads(line[len(prefix) :])
-        except ValueError:
-            continue
-        if not isinstance(obj, dict):
-            continue
-        if obj.get("done") is True:
-            done = True
-        elif "ref" in obj:
-            refs.setdefault(obj["ref"], obj)
-        elif "out_flood" in obj:
-            refs["out_flood"] = True
-        elif "ref_error" in obj:
-            refs.setdefault("ref_error", obj["ref_error"])
-        elif isinstance(obj.get("i"), int):
-            verdicts.setdefault(obj["i"], obj)
-    return verdicts, refs, done
-
-
-def _expected(chk: dict, refs: dict, field: str) -> Any:
-    """A check's expected value as field "cd" (digest of its canon), "members" (their digests) or "num":
-    from the host-side literal, or from the reference child's line."""
-    tl = chk.get("tl", False)
-    if "ref" not in chk:
-        val = chk["expected"]
-        if field == "cd":
-            return digest(canon(val, tl))
-        if field == "members":
-            if not isinstance(val, (list, tuple, set, frozenset)):
-                raise LookupError("expected value of 'in' is not a container")
-            return [digest(canon(x, tl)) for x in val]
-        return val
-    rec = refs.get(chk["ref"])
-    if rec is None or "error" in rec:
-        raise LookupError("expected value unavailable: " + str((rec or {}).get("error", "reference not run")))
-    key = field + "_tl" if tl and field in ("cd", "members") else field
-    if key not in rec:
-        raise LookupError(f"expected value has no {field}")
-    return rec[key]
-
-
-def _same(v: dict, exp_digest: str) -> bool:
-    if "hash" in v:
-        return v["hash"] == exp_digest
-    return "canon" in v and digest(v["canon"]) == exp_digest
-
-
-def _compare(v: dict, chk: dict, refs: dict, ws: bool) -> tuple[bool, str | None]:
-    if v.get("status") != "ok":
-        return False, f"{v.get('status')}: {v.get('error', '')}".strip()
-    cmp = chk["cmp"]
-    try:
-        if cmp == "done":
-            return True, None
-        if cmp == "test":  # the test process ran the statement; the program was behind proxies
-            ok = v.get("bool") is True
-            return ok, None if ok else str(v.get("error") or "assertion failed")
-        if cmp == "stdout":
-            want = digest(norm_ws(chk["expected"])) if ws else digest(chk["expected"])
-            return (v.get("ws" if ws else "raw") == want), (
-                None if v.get("ws" if ws else "raw") == want else "wrong output"
-            )
-        if cmp in ("eq", "ne"):
-            same = _same(v, _expected(chk, refs, "cd"))
-            ok = same if cmp == "eq" else not same
-        elif cmp == "in":
-            ok = any(_same(v, m) for m in _expected(chk, refs, "members"))
-        elif cmp in ("true", "false"):
-            ok = v.get("bool") is (cmp == "true")  # type-strict: `assert f(x)` wants True, not 1 or "x"
-        elif cmp == "approx":
-            got, want = v.get("num"), _expected(chk, refs, "num")
-            if not isinstance(got, float) or isinstance(want, bool) or not isinstance(want, (int, float)):
-                return False, "not a number"
-            diff, tol = abs(got - want), chk["tol"]
-            ok = diff < tol if chk["op"] == "lt" else diff <= tol
-        elif cmp == "isclose":
-            import math
-
-            got, want = v.get("num"), _expected(chk, refs, "num")
-            ok = isinstance(got, float) and math.isclose(
-                got, want, rel_tol=chk["rel_tol"], abs_tol=chk["abs_tol"]
-            )
-        else:
-            return False, f"unknown comparison {cmp!r}"
-    except LookupError as e:
-        return False, str(e)
-    return ok, None if ok else "wrong answer"
