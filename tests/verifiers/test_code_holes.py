@@ -215,3 +215,64 @@ def test_a_test_that_needs_program_objects_is_flagged_and_a_suspicious_pass_scor
     zeroed = v(py(FRAME_READER), NEEDS_OBJECT)  # the default: a suspicious completion scores 0
     assert zero(zeroed) and zeroed.info["zeroed_as_suspicious"] and zeroed.info["reason"] == "suspicious"
     assert v(py("def num(x):\n    return x"), NEEDS_OBJECT).reward == 1.0
+
+
+# ---------------------------------------------------------------- batches (Docker: several completions per job)
+INC = Sample(tests=["assert inc(1) == 2", "assert inc(5) == 6"])
+RIGHT_UNLESS_PLANTED = (
+    "import os, time\n"
+    "def inc(x):\n"
+    "    time.sleep(0.15)\n"
+    "    planted = [p for p in ('/tmp/flag', '/scratch/flag', '/dev/shm/flag') if os.path.exists(p)]\n"
+    "    return x + 1 if not planted else -1\n"
+)
+SABOTEUR = (  # right answers, then a setsid daemon that keeps planting files for whoever runs next
+    "import os, time\n"
+    "def plant():\n"
+    "    for p in ('/tmp/flag', '/scratch/flag', '/dev/shm/flag'):\n"
+    "        try:\n"
+    "            open(p, 'w').write('x')\n"
+    "        except OSError:\n"
+    "            pass\n"
+    "plant()\n"
+    "if os.fork() == 0:\n"
+    "    os.setsid()\n"
+    "    if os.fork() == 0:\n"
+    "        time.sleep(0.05)\n"
+    "        end = time.time() + 5\n"
+    "        while time.time() < end:\n"
+    "            plant()\n"
+    "            time.sleep(0.005)\n"
+    "    os._exit(0)\n"
+    "def inc(x):\n"
+    "    return x + 1\n"
+)
+
+
+@pytest.mark.docker
+def test_a_program_cannot_reach_the_next_completion_of_its_batch():
+    """Files it plants and a setsid daemon that kills everything are gone before the next program
+    of the same job runs; a sibling whose job did not finish is graded again alone."""
+    box = make_box("docker")
+    try:
+        v = get_verifier("code", sandbox=box, batch=4, zero_suspicious=False)
+        progs = [SABOTEUR, RIGHT_UNLESS_PLANTED, "def inc(x):\n    return x", RIGHT_UNLESS_PLANTED]
+        scores = v.score_many([py(p) for p in progs], [INC] * 4)
+        assert [s.reward for s in scores] == [1.0, 1.0, 0.0, 1.0]
+        alone = get_verifier("code", sandbox=box, batch=1)
+        assert alone(py(RIGHT_UNLESS_PLANTED), INC).reward == 1.0
+    finally:
+        box.close()
+
+
+@pytest.mark.docker
+def test_killing_the_harness_in_a_batch_leaves_the_siblings_graded_alone():
+    killer = "import os, signal\ndef inc(x):\n    os.kill(os.getppid(), signal.SIGKILL)\n    return x + 1\n"
+    box = make_box("docker")
+    try:
+        v = get_verifier("code", sandbox=box, batch=3, zero_suspicious=False)
+        progs = ["def inc(x):\n    return x + 1", killer, "def inc(x):\n    return x + 1"]
+        scores = v.score_many([py(p) for p in progs], [INC] * 3)
+        assert [s.reward for s in scores] == [1.0, 0.0, 1.0] and scores[1].info["early_exit"]
+    finally:
+        box.close()
