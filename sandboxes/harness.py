@@ -332,9 +332,43 @@ class _Run:
         self.tests = tp
 
 
-def _stdio(run, i, unit):
+def _compile(sub, hard_end):
+    """A compiled language (`rlvr.sandboxes.languages`): write the source, run its compile command
+    once for all the completion's tests. None when it compiled, else the error every test gets."""
+    lang = sub["native"]
+    with open(lang["source"], "w", encoding="utf-8") as f:
+        f.write(sub["program"])
+    if not lang.get("compile"):
+        return None
     st = _fork(
-        lambda fd: _child_stdio(run.job, fd),
+        lambda fd: _exec_sh(lang["compile"], fd),
+        b"",
+        max(0.1, hard_end - time.monotonic()),
+        max(int(sub.get("memory_mb") or 0), 512),
+        True,
+    )
+    if st["timed_out"]:
+        return "compile timeout"
+    if not os.WIFEXITED(st["status"]) or os.WEXITSTATUS(st["status"]):
+        text = st["out"].decode("utf-8", "replace") + st["err"]
+        first = next((ln for ln in text.splitlines() if "error" in ln), text.strip()[:300])
+        return "compile error: " + first.strip()[:300]
+    return None
+
+
+def _exec_sh(cmd, fd):
+    """In a `_fork` child: run `cmd` with /bin/sh (a native program: default SIGPIPE/SIGXFSZ)."""
+    os.close(fd)
+    for sig in (signal.SIGPIPE, signal.SIGXFSZ):
+        signal.signal(sig, signal.SIG_DFL)
+    env = {"PATH": "/usr/local/bin:/usr/bin:/bin", "HOME": os.getcwd(), "LANG": "C.UTF-8"}
+    os.execve("/bin/sh", ["/bin/sh", "-c", cmd], env)
+
+
+def _stdio(run, i, unit):
+    native = run.job.get("native")
+    st = _fork(
+        (lambda fd: _exec_sh("exec " + native["run"], fd)) if native else (lambda fd: _child_stdio(run.job, fd)),
         unit.get("stdin", "").encode(),
         min(run.t, run.hard_end - time.monotonic()),
         run.job.get("memory_mb"),
@@ -350,9 +384,14 @@ def _grade_one(sub, out, specs, where, dumpable):
     run = _Run(sub, out, t0 + float(sub.get("budget_s", 60)))
     if out.j in where:
         run.start_tests(specs, *where[out.j])
+    broken = _compile(sub, run.hard_end) if sub.get("native") else None
+    run.compiles = 1 if sub.get("native") else 0
     run.setup_s = time.monotonic() - t0
     units = sub["units"]
     for i, unit in enumerate(units):
+        if broken:
+            out.emit({"i": i, "status": "error", "error": broken})
+            continue
         if time.monotonic() >= run.hard_end:
             break
         kind = unit["kind"]
@@ -367,6 +406,7 @@ def _grade_one(sub, out, specs, where, dumpable):
     r1 = [resource.getrusage(who) for who in (resource.RUSAGE_SELF, resource.RUSAGE_CHILDREN)]
     me, kids = [a.ru_utime + a.ru_stime - b.ru_utime - b.ru_stime for a, b in zip(r1, r0)]
     cpu = {"parent": round(me, 5), "children": round(kids, 5), "setup_wall": round(run.setup_s, 5), "forks": run.forks}
+    cpu["compiles"] = run.compiles
     out.emit({"done": True, "dumpable": dumpable, "units": len(units), "wall": round(time.monotonic() - t0, 5), "cpu": cpu})
 
 

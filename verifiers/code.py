@@ -37,6 +37,7 @@ from typing import Any
 
 from rlvr.sandboxes.base import DEFAULT_OUTPUT_CAP, Job, Sandbox
 from rlvr.sandboxes.harness import harness_source
+from rlvr.sandboxes.languages import LANGUAGES, get_language
 from rlvr.verifiers._code_grade import cached_plan as _cached_plan
 from rlvr.verifiers._code_grade import compare as _compare
 from rlvr.verifiers._code_grade import parse_verdicts as _parse
@@ -50,7 +51,6 @@ __all__ = ["CodeVerifier", "extract_code", "shared_sandbox"]
 log = logging.getLogger("rlvr.verifiers.code")
 
 HARNESS_SRC = harness_source()  # each job's code: values, the children's bodies, the parent, main()
-_LANG_TAGS = {"python": ("python", "py", "python3", "")}
 _FENCE = re.compile(r"```[ \t]*([A-Za-z0-9_+-]*)[^\n]*\n(.*?)(?:```|\Z)", re.DOTALL)
 
 _SHARED: dict[tuple[str, int], Sandbox] = {}
@@ -70,20 +70,22 @@ def extract_code(completion: str, language: str = "python", pattern: str | None 
             return None
         m = ms[-1]
         return m.group(1) if m.groups() else m.group(0)
-    tags = _LANG_TAGS.get(language, (language, ""))
+    tags = LANGUAGES[language].fences if language in LANGUAGES else (language, "")
     blocks = [body for tag, body in _FENCE.findall(completion) if tag.lower() in tags]
     code = blocks[-1] if blocks else None
     return code if code and code.strip() else None
 
 
-def shared_sandbox(kind: str = "auto") -> Sandbox:
+def shared_sandbox(kind: str = "auto", language: str = "python") -> Sandbox:
     """This process's shared pool: Docker when `kind` is "docker" (or "auto" and Docker works), else
-    a LocalSandbox (which warns loudly). Created on first use, closed at exit."""
+    a LocalSandbox (which warns loudly). Created on first use, closed at exit. For another
+    `language` of `rlvr.sandboxes.languages`, the Docker pool uses that language's image (the
+    grading harness compiles the program there); LocalSandbox needs its compiler on this machine."""
     if kind not in ("auto", "docker", "local"):
         raise VerifierError(
             f"code verifier: sandbox must be 'auto', 'docker', 'local' or a Sandbox; got {kind!r}"
         )
-    key = (kind, os.getpid())
+    key = (kind, language, os.getpid())
     with _SHARED_LOCK:
         if key not in _SHARED:
             sb = None
@@ -91,7 +93,7 @@ def shared_sandbox(kind: str = "auto") -> Sandbox:
                 try:
                     from rlvr.sandboxes.docker import DockerSandbox
 
-                    sb = DockerSandbox()
+                    sb = DockerSandbox(image=get_language(language).image)
                 except Exception as e:
                     if kind == "docker":
                         raise
@@ -114,7 +116,9 @@ class CodeVerifier:
     """Unit-test reward for code (see the module docstring and docs/code_verifier.md).
 
     sandbox: "auto" | "docker" | "local" | a Sandbox instance (not pickled: a copy made for another
-    process uses that process's shared pool of the same kind). reward: "fraction" of tests passed
+    process uses that process's shared pool of the same kind). language: a key of
+    `rlvr.sandboxes.languages.LANGUAGES` ("python", "cpp"); a compiled language is graded on
+    stdin/stdout tests, compiled once per completion and run once per test. reward: "fraction" of tests passed
     or "all_or_nothing". timeout_s: budget for one completion (all its tests); test_timeout_s: per
     test. memory_mb: per test process. whitespace_tolerant: for stdin/stdout tests.
     program_prefix: prepended to the program (default ``from typing import *``, as HumanEval
@@ -146,10 +150,12 @@ class CodeVerifier:
             raise VerifierError(
                 f"code verifier: reward must be 'fraction' or 'all_or_nothing'; got {reward!r}"
             )
-        if language != "python":
+        if language not in LANGUAGES:
             raise VerifierError(
-                f"code verifier: only language='python' is supported so far; got {language!r}"
+                f"code verifier: language must be one of {', '.join(sorted(LANGUAGES))}; got {language!r}"
             )
+        if language != "python" and program_prefix == "from typing import *\n":
+            program_prefix = ""
         if not isinstance(sandbox, str) and not isinstance(sandbox, Sandbox):
             raise VerifierError(f"code verifier: sandbox {sandbox!r} does not implement the Sandbox protocol")
         if isinstance(sandbox, str) and sandbox not in ("auto", "docker", "local"):
@@ -171,7 +177,7 @@ class CodeVerifier:
         return state
 
     def _sandbox(self) -> Sandbox:
-        return shared_sandbox(self.sandbox) if isinstance(self.sandbox, str) else self.sandbox
+        return shared_sandbox(self.sandbox, self.language) if isinstance(self.sandbox, str) else self.sandbox
 
     # -- scoring --------------------------------------------------------------------------------
     def __call__(self, completion: str, sample: Sample) -> Score:
@@ -245,7 +251,13 @@ class CodeVerifier:
         if not plan.units:
             raise VerifierError(f"code verifier: sample {sample.metadata.get('id', '?')!r} has no tests")
         budget = max(0.5, self.timeout_s - 0.5)
-        static, imports = scan(program, self.program_prefix, stdio_only=plan.stdio_only)
+        native = get_language(self.language).worker_spec()
+        if native and not plan.stdio_only:
+            raise VerifierError(
+                f"code verifier: sample {sample.metadata.get('id', '?')!r}: field 'tests': language "
+                f"{self.language!r} is graded on stdin/stdout tests only"
+            )
+        static, imports = ([], []) if native else scan(program, self.program_prefix, stdio_only=plan.stdio_only)
         sub = {
             "program": self.program_prefix + program,
             "task_defs": plan.task_source(),
@@ -257,6 +269,7 @@ class CodeVerifier:
             "memory_mb": self.memory_mb,
             "stop_on_failure": self.stop_on_failure,
             "preload": imports,
+            "native": native or None,
         }
         ctx = {"checks": plan.checks, "untrusted": plan.untrusted, "static": static}
         return sub, plan.spec, ctx
