@@ -219,7 +219,7 @@ def _plan_asserts(plan: Plan, asserts: Any, where: str) -> None:
     for k, a in enumerate(asserts):
         body = _parse_src(a, f"{where}.asserts[{k}]").body
         if len(body) == 1:
-            sp.add(body[0], a)
+            sp.add(body[0], a, always_test=True)
         else:
             sp.add(ast.If(test=ast.Constant(True), body=body, orelse=[]), a, label=a)
 
@@ -245,18 +245,22 @@ class _Splitter:
         """Names the program defines: not the task's, the check's own locals, builtins or stdlib
         modules (those the test process imports itself)."""
         names = {n.id for n in ast.walk(node) if isinstance(n, ast.Name)}
-        out = {n for n in names if n == self.plan.cand or n not in self.known and n not in self.local}
-        mods = {n for n in out if n in sys.stdlib_module_names and n != self.plan.cand}
+        mine = (self.plan.cand, self.plan.entry)
+        out = {n for n in names if n in mine or n not in self.known and n not in self.local}
+        mods = {n for n in out if n in sys.stdlib_module_names and n not in mine}
         self.plan.imports.update(mods)
         return out - mods
 
-    def add(self, st: ast.stmt, src: str, label: str | None = None) -> None:
+    def add(self, st: ast.stmt, src: str, label: str | None = None, always_test: bool = False) -> None:
         label = (label or src)[:160]
         self.local |= _defined([st]) - {self.plan.cand}  # its loop variables, comprehension targets...
         prog = self.program_names(st)
-        if not prog:
+        if not prog and not (always_test and isinstance(st, ast.Assert)):
             self.before.append(src)
             self.plan.stmts.append([None, src])
+            return
+        if not prog:  # an MBPP assert on names we cannot tell apart (a program function called `sum`)
+            self._next_to_program(src, label, {n.func.id for n in ast.walk(st) if isinstance(n, ast.Call) and isinstance(n.func, ast.Name)})
             return
         if isinstance(st, ast.Assert) and self.rewrite(st, label):
             return
@@ -265,10 +269,13 @@ class _Splitter:
             self.plan.stmts.append([len(self.plan.units), src])
             self.plan.add({"kind": "test"}, {"cmp": "test", "label": label, "where": "test_process"})
             return
+        self._next_to_program(src, label, prog)
+
+    def _next_to_program(self, src: str, label: str, guard: set[str]) -> None:
         body = "\n".join(self.before + [src])
         fn = f"def __rlvr_check({self.plan.cand}):\n" + "\n".join("    " + ln for ln in body.splitlines())
         self.plan.add(
-            {"kind": "exec", "src": f"{fn}\n__rlvr_check({self.plan.entry or None})\n", "guard": sorted(prog)},
+            {"kind": "exec", "src": f"{fn}\n__rlvr_check({self.plan.entry or None})\n", "guard": sorted(guard)},
             {"cmp": "done", "label": label, "where": "next_to_program"},
         )
         self.plan.untrusted += 1

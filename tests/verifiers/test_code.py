@@ -243,3 +243,11 @@ def test_tests_may_be_a_json_string():
 
     plan = plan_tests(json.dumps({"inputs": ["1\n", "2\n"], "outputs": ["2\n", "3\n"]}))
     assert [u["kind"] for u in plan.units] == ["stdio", "stdio"]
+
+
+def test_mbpp_function_named_like_a_builtin_is_still_the_programs(v):
+    """`sum` could be the builtin or the program's: such an assert runs next to the program, flagged."""
+    sample = Sample(tests=["assert sum([1, 2]) == 42", "assert sum([]) == 42"])
+    s = v(py("def sum(xs):\n    return 42"), sample)
+    assert s.passed and [t["where"] for t in s.info["tests"]] == ["next_to_program"] * 2
+    assert not v(py("def sum(xs):\n    return 3"), sample).passed
