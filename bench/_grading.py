@@ -8,7 +8,9 @@ the container (start, relaying, verdict lines), its children (the program child:
 calls; the test process: fork, task definitions, test statements) and the rest of the container
 (the worker's fork per job and cleanup, the sweep between completions of a batch). Then it grades
 hacking programs for every task with ``zero_suspicious=False`` (isolation alone) and
-counts those scoring above 0 (must be 0). `grading_lines` formats the table.
+counts those scoring above 0 (must be 0); and, for comparison, the rate with one completion per
+job and with the harness compiled in every job (a pool without a prelude). `grading_lines`
+formats the table.
 
 Not run on its own: bench/sandboxes.py calls it with its pool, after the raw pool rate.
 """
@@ -83,7 +85,21 @@ def grading(pool: Any, reps: int, cpu_ns: Any) -> dict[str, float]:
     out["container_ms"] = (sum(c1) - sum(c0)) / 1e6 / n if None not in c0 + c1 else float("nan")
     out.update(_split(v, pool, comps[:164], samples[:164]))
     out.update(_hacks(pool, rows))
+    out["one_per_job"] = _rate(get_verifier("code", sandbox=pool, batch=1), comps[:164], samples[:164], ids, cpu_ns)
+    with type(pool)(size=pool.size, image=pool.spec.image, prelude="") as bare:  # the harness compiled per job
+        v0 = get_verifier("code", sandbox=bare, batch=1)
+        v0.score_many(comps[:4], samples[:4])
+        out["no_prelude"] = _rate(v0, comps[:164], samples[:164], bare.container_ids(), cpu_ns)
     return out
+
+
+def _rate(v: Any, comps: list[str], samples: list[Sample], ids: list[str], cpu_ns: Any) -> tuple[float, float]:
+    """(completions/s, container CPU ms per completion) of `v.score_many` on these completions."""
+    c0, t0 = [cpu_ns(c) for c in ids], time.perf_counter()
+    v.score_many(comps, samples)
+    wall, c1 = time.perf_counter() - t0, [cpu_ns(c) for c in ids]
+    cpu = (sum(c1) - sum(c0)) / 1e6 / len(comps) if None not in c0 + c1 else float("nan")
+    return len(comps) / wall, cpu
 
 
 def _split(v: Any, pool: Any, comps: list[str], samples: list[Sample]) -> dict[str, float]:
@@ -143,6 +159,8 @@ def grading_lines(g: dict[str, Any], pool_rate: float) -> list[str]:
         "|---|---|---|",
         f"| raw pool, HumanEval-style programs | {pool_rate:.0f} | the first table |",
         f"| canonical HumanEval completions ({g['n']}) | **{g['per_s']:.0f}** | {g['passed']} passed; load average {g['load']:.1f} meanwhile |",
+        f"| the same, one completion per job (`batch=1`) | {g['one_per_job'][0]:.0f} | {g['one_per_job'][1]:.1f} ms container CPU each |",
+        f"| the same, one per job and the harness compiled in every job (`prelude=\"\"`) | {g['no_prelude'][0]:.0f} | {g['no_prelude'][1]:.1f} ms container CPU each |",
         f"| hacking programs ({g['hacks']}: {len(HACKS)} kinds x 164 tasks, 3 helper rewrites) | {g['hacks_per_s']:.0f} | {g['hacks_passing']} scored above 0 (with `zero_suspicious=False`) |",
         "",
         "| where one completion's CPU goes | ms |",
