@@ -404,7 +404,10 @@ def main(argv: list | None = None) -> int:
             pass
     lang = json.loads(args.lang)
     if args.prelude:  # trusted code from the host's command line (the grading harness), compiled once
-        _PRELUDE[:] = [args.prelude.encode("utf-8", "surrogateescape"), compile(args.prelude, "main.py", "exec")]
+        try:
+            _PRELUDE[:] = [args.prelude.encode("utf-8", "surrogateescape"), compile(args.prelude, "main.py", "exec")]
+        except (SyntaxError, ValueError):  # then jobs running it compile it themselves (and see the error)
+            _PRELUDE.clear()
     _OOM_SEEN[0] = _oom_kills()
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # Python's only handler; init ignores the rest
     _nondumpable()
