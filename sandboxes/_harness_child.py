@@ -4,10 +4,10 @@
   and serves requests one at a time: call a program function with plain-data arguments, or run
   assert statements that could not be moved out of its reach (``exec``). Every reply is a tagged
   JSON value of builtin primitives (`rlvr.sandboxes._values.encode`), never a live object.
-- The *test process* (`_child_tests`) is forked before any model code runs and never runs any: it
-  reads its own file (the task's definitions, the test statements, the expected-value
-  expressions), writes the expected values' digests straight to the job's stdout, then runs each
-  test statement when the parent asks. The program's functions are proxies there: a call sends
+- The *test process* (`_child_tests`) has run no model code and never runs any: it reads the
+  nonce and its spec (the task's definitions, the test statements, the expected-value
+  expressions) from its pipe, writes the expected values' digests straight to the job's stdout,
+  then runs each test statement when the parent asks. The program's functions are proxies there: a call sends
   its arguments to the parent, which relays them to the program child and relays back the value.
   So a test's own helpers, seeds, loops and expected values live in a process the program can
   neither read (non-dumpable) nor write to (no shared fd); the program can only kill it, which

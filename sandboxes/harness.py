@@ -1,32 +1,37 @@
 """The trusted grading harness: the program `rlvr.verifiers.code` runs inside a sandbox.
 
-The host ships `harness_source()` (this file after two helper modules, see below) as the job's
-code, with files in the job's scratch dir: ``rlvr_job.json`` (the program and the inputs of the
-tests that call it directly), ``rlvr_nonce`` (a random per-job token) and, when a test computes
-something, ``rlvr_tests.json`` (the task's definitions, the test statements and the
-expected-value expressions). Expected values that are literals never enter the sandbox: the host
-compares.
+The host ships `harness_source()` (this file after three helper modules, see below) as the job's
+code, with files in the job's scratch dir: ``rlvr_job.json`` (a batch of completions: each one's
+program and the inputs of the tests that call it directly), ``rlvr_nonce`` (a random per-job
+token) and, for each completion whose tests compute something, ``rlvr_tests_<j>.json`` (the
+task's definitions, the test statements and the expected-value expressions). Expected values that
+are literals never enter the sandbox: the host compares.
 
 What runs where (the parent is ours; no model-written code ever runs in it):
 
 1. The parent makes itself non-dumpable (no ptrace, no /proc/<pid>/fd or /mem from the children),
-   reads and unlinks its file, keeping the nonce in a private mapping that later forks see as
-   zeros (MADV_WIPEONFORK) and never copying it onto the Python heap.
-2. If ``rlvr_tests.json`` exists, the *test process* is forked before any model code has run. It
-   reads and unlinks that file itself (the parent never holds its contents, so the program child,
-   forked from the parent, cannot find them in memory), runs the task's definitions in its own
-   namespace, writes the expected values' digests straight to the job's stdout and then runs each
-   test statement on request (`rlvr.sandboxes._harness_child`). Its calls to the program's
-   functions come to the parent, which relays them to the program child and relays the reply back.
+   reads and unlinks its files. The nonce and the ``rlvr_tests_<j>.json`` files go into private
+   mappings that later forks see as zeros (MADV_WIPEONFORK), never onto the Python heap, so a
+   program child (forked from the parent) finds neither in its memory.
+2. For each completion, in order: if it has a tests file, the *test process* is forked (it has
+   run no model code and never will) and handed the nonce and its spec through its pipe; it runs
+   the task's definitions in its own namespace, writes the expected values' digests straight to
+   the job's stdout and then runs each test statement on request
+   (`rlvr.sandboxes._harness_child`). Its calls to the program's functions come to the parent,
+   which relays them to the program child and relays the reply back.
 3. The *program child* runs in a new session (stdin empty, stdout and stderr pipes, every other fd
    closed except its two request/reply pipes at random fd numbers): the task's definitions, then
    the program, once; then it serves one request at a time. When it dies or hangs, the test it
    was on fails and the next request gets a fresh one. A ``stdio`` test gets a child of its own
-   that runs the program as ``__main__`` on the test's stdin; the parent hashes its stdout.
+   that runs the program as ``__main__`` on the test's stdin (a compiled language: the binary the
+   parent compiled once for the completion); the parent hashes its stdout.
 4. The parent enforces a per-test deadline, kills the children's sessions, re-validates what came
    back (json, tag by tag), canonicalises it (`canon`) and writes one verdict line
-   ``<nonce> <json>`` per test to the job's real stdout, which no child but the test process (a
-   trusted one, before it runs any statement) can reach.
+   ``<nonce> <json>`` per test (tagged with the completion's index) to the job's real stdout,
+   which no child but the test process (a trusted one, before it runs any statement) can reach.
+5. Between two completions of a batch (only when the host asks: in a container, where every
+   process but PID 1 is the job's) it kills every other process (``kill(-1)``) and empties the
+   scratch dirs, so one program cannot reach the next.
 
 A test without a verdict line fails on the host. Three kinds of test, by where the verdict is
 decided (the host reports it per test): ``call`` (a program function on literal arguments; the
@@ -38,10 +43,11 @@ flagged ``untrusted_asserts``).
 What it does not do: resource isolation (the sandbox's job) or comparing against expected values
 (the host's job). It must run on a bare python3 >= 3.8 with only the stdlib.
 
-The shipped program is three files concatenated in this order (`harness_source`):
+The shipped program is four files concatenated in this order (`harness_source`):
 `rlvr.sandboxes._values` (encode/decode/canon/norm_ws/digest), `rlvr.sandboxes._harness_child`
-(the children's bodies) and this file (the parent). On the host, the ``if __name__ != "__main__"``
-blocks import from the other two what the sandbox gets from the concatenation.
+(the children's bodies), `rlvr.sandboxes._harness_proc` (forks and pipes) and this file (the
+parent). On the host, the ``if __name__ != "__main__"`` blocks import from the others what the
+sandbox gets from the concatenation.
 
 Try it: it is not meant to be run by hand; see `rlvr.verifiers.code`. `canon`, `norm_ws` and
 `digest` are imported by the host so both sides share one implementation::

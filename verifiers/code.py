@@ -1,18 +1,23 @@
 """The code verifier: run the model's program against unit tests in a sandbox, with trusted grading.
 
 ``get_verifier("code", sandbox="auto", reward="fraction", timeout_s=10, test_timeout_s=4, ...)``
-extracts the program (the last fenced block of the task's language, or a configured regex), turns
-``sample.tests`` into test units (schemas in docs/code_verifier.md: HumanEval ``check(candidate)``,
-MBPP assert lists, function-call cases, stdin/stdout cases), runs `rlvr.sandboxes.harness` in the
-sandbox and compares on the host. Expected values that are literals never enter the sandbox; the
-harness sends back plain-data values over a channel the program cannot reach, the comparison is
-type-strict (`rlvr.sandboxes.harness.canon`), and a test without a verdict fails.
+extracts the program (the last fenced block of the task's language, or a configured regex), plans
+``sample.tests`` into tests (schemas in docs/code_verifier.md: HumanEval ``check(candidate)``,
+MBPP assert lists, function-call cases, stdin/stdout cases; `rlvr.verifiers._code_plan`), runs
+`rlvr.sandboxes.harness` in the sandbox and compares on the host (`rlvr.verifiers._code_grade`).
+Literal expected values never enter the sandbox; a test that computes its expected value runs in
+a test process with the task's own helpers, where the program is only reachable through
+plain-data calls; values come back as plain data over a channel the program cannot reach, the
+comparison is type-strict (`rlvr.sandboxes.harness.canon`), and a test without a verdict fails.
+Each test says where it ran (``info["tests"][i]["where"]``); the ``suspicious`` flag is decided in
+`CodeVerifier._grade` and, with ``zero_suspicious`` (default), zeroes the reward.
 
-What it does not do: isolate anything itself (that is the sandbox's job), or make asserts it cannot
-rewrite trustworthy: those run next to the program and are flagged ``untrusted_asserts``.
-Concurrency: one call runs one sandbox job; `score_many` hands a batch to the pool's `run_many`,
-which is the right way to use a Docker pool from one process. The verifier pickles without its
-pool (workers recreate a shared one lazily).
+What it does not do: isolate anything itself (that is the sandbox's job), or make trustworthy the
+few test statements that need the program's objects themselves: those run next to the program
+and are flagged (``where: next_to_program``, ``untrusted_asserts``). Concurrency: one call runs
+one sandbox job; `score_many` packs up to 8 completions per job on a Docker pool and hands the
+jobs to the pool's `run_many`, the right way to use a Docker pool from one process. The verifier
+pickles without its pool (workers recreate a shared one lazily).
 
 Try it::
 
