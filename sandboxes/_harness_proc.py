@@ -3,7 +3,9 @@
 `_enter_child` locks a fresh child down (new session, pipes on 0/1/2, chosen fds moved to random
 numbers, every other fd closed, an address-space limit). `_Proc` is a long-lived child that
 answers newline-delimited JSON requests (the program child, the test process); `_fork` runs a
-one-shot child fed on stdin (a stdio test); `_death` says why a child ended without reporting.
+one-shot child fed on stdin (a stdio test); `_death` says why a child ended without reporting;
+`_compile` builds a compiled language's program once per completion; `_sweep` clears what one
+program of a batch left before the next.
 
 Shipped into the sandbox between `rlvr.sandboxes._harness_child` and the harness (see
 `rlvr.sandboxes.harness.harness_source`), so it runs on a bare python3 >= 3.8 with only the stdlib.
@@ -220,3 +222,68 @@ def _death(st):
         memory = sig == signal.SIGKILL or "MemoryError" in st["err"]
         return ("memory" if memory else "crash"), f"killed by signal {sig}"
     return "early_exit", f"exited with code {os.WEXITSTATUS(s)} before reporting"
+
+
+def _write_all(fd, data):
+    view = memoryview(data)
+    while view:
+        view = view[os.write(fd, view) :]
+
+
+def _sweep():
+    """Between two completions of a batch (only in a container, where every process but PID 1 is
+    the job's): kill what the last program left (setsid escapees) and empty the scratch dirs."""
+    for _ in range(3):
+        try:
+            os.kill(-1, signal.SIGKILL)  # never this process itself, never PID 1
+        except OSError:
+            break
+    for d in ("/scratch", "/tmp", "/dev/shm"):
+        try:
+            names = os.listdir(d)
+        except OSError:
+            continue
+        for name in names:
+            p = os.path.join(d, name)
+            try:
+                if os.path.isdir(p) and not os.path.islink(p):
+                    import shutil
+
+                    shutil.rmtree(p, ignore_errors=True)
+                else:
+                    os.unlink(p)
+            except OSError:
+                pass
+
+
+def _compile(sub, hard_end):
+    """A compiled language (`rlvr.sandboxes.languages`): write the source, run its compile command
+    once for all the completion's tests. None when it compiled, else the error every test gets."""
+    lang = sub["native"]
+    with open(lang["source"], "w", encoding="utf-8") as f:
+        f.write(sub["program"])
+    if not lang.get("compile"):
+        return None
+    st = _fork(
+        lambda fd: _exec_sh(lang["compile"], fd),
+        b"",
+        max(0.1, hard_end - time.monotonic()),
+        max(int(sub.get("memory_mb") or 0), 512),
+        True,
+    )
+    if st["timed_out"]:
+        return "compile timeout"
+    if not os.WIFEXITED(st["status"]) or os.WEXITSTATUS(st["status"]):
+        text = st["out"].decode("utf-8", "replace") + st["err"]
+        first = next((ln for ln in text.splitlines() if "error" in ln), text.strip()[:300])
+        return "compile error: " + first.strip()[:300]
+    return None
+
+
+def _exec_sh(cmd, fd):
+    """In a `_fork` child: run `cmd` with /bin/sh (a native program: default SIGPIPE/SIGXFSZ)."""
+    os.close(fd)
+    for sig in (signal.SIGPIPE, signal.SIGXFSZ):
+        signal.signal(sig, signal.SIG_DFL)
+    env = {"PATH": "/usr/local/bin:/usr/bin:/bin", "HOME": os.getcwd(), "LANG": "C.UTF-8"}
+    os.execve("/bin/sh", ["/bin/sh", "-c", cmd], env)

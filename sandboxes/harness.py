@@ -61,14 +61,22 @@ import json
 import math
 import os
 import resource
-import signal
 import time
 
 BIG = 200  # canonical strings longer than this travel as their sha256 (stdout is capped at 64 KiB)
 
 if __name__ != "__main__":  # on the host; in the sandbox the other parts are shipped ahead of this file
     from rlvr.sandboxes._harness_child import _child_program, _child_stdio, _child_tests
-    from rlvr.sandboxes._harness_proc import MAX_RESULT, _death, _fork, _Proc
+    from rlvr.sandboxes._harness_proc import (
+        MAX_RESULT,
+        _compile,
+        _death,
+        _exec_sh,
+        _fork,
+        _Proc,
+        _sweep,
+        _write_all,
+    )
     from rlvr.sandboxes._values import canon, decode, digest, norm_ws
     from rlvr.sandboxes._values import encode as encode  # re-exported for the host, as canon etc.
 
@@ -150,38 +158,6 @@ def _read_specs(count):
         os.unlink(p)
         where[j], off = (off, got), off + sizes[j]
     return mm, where
-
-
-def _write_all(fd, data):
-    view = memoryview(data)
-    while view:
-        view = view[os.write(fd, view) :]
-
-
-def _sweep():
-    """Between two completions of a batch (only in a container, where every process but PID 1 is
-    the job's): kill what the last program left (setsid escapees) and empty the scratch dirs."""
-    for _ in range(3):
-        try:
-            os.kill(-1, signal.SIGKILL)  # never this process itself, never PID 1
-        except OSError:
-            break
-    for d in ("/scratch", "/tmp", "/dev/shm"):
-        try:
-            names = os.listdir(d)
-        except OSError:
-            continue
-        for name in names:
-            p = os.path.join(d, name)
-            try:
-                if os.path.isdir(p) and not os.path.islink(p):
-                    import shutil
-
-                    shutil.rmtree(p, ignore_errors=True)
-                else:
-                    os.unlink(p)
-            except OSError:
-                pass
 
 
 def _stdio_verdict(i, st):
@@ -336,39 +312,6 @@ class _Run:
             self.out.emit({"ref_error": "the test process did not start"})
             return
         self.tests = tp
-
-
-def _compile(sub, hard_end):
-    """A compiled language (`rlvr.sandboxes.languages`): write the source, run its compile command
-    once for all the completion's tests. None when it compiled, else the error every test gets."""
-    lang = sub["native"]
-    with open(lang["source"], "w", encoding="utf-8") as f:
-        f.write(sub["program"])
-    if not lang.get("compile"):
-        return None
-    st = _fork(
-        lambda fd: _exec_sh(lang["compile"], fd),
-        b"",
-        max(0.1, hard_end - time.monotonic()),
-        max(int(sub.get("memory_mb") or 0), 512),
-        True,
-    )
-    if st["timed_out"]:
-        return "compile timeout"
-    if not os.WIFEXITED(st["status"]) or os.WEXITSTATUS(st["status"]):
-        text = st["out"].decode("utf-8", "replace") + st["err"]
-        first = next((ln for ln in text.splitlines() if "error" in ln), text.strip()[:300])
-        return "compile error: " + first.strip()[:300]
-    return None
-
-
-def _exec_sh(cmd, fd):
-    """In a `_fork` child: run `cmd` with /bin/sh (a native program: default SIGPIPE/SIGXFSZ)."""
-    os.close(fd)
-    for sig in (signal.SIGPIPE, signal.SIGXFSZ):
-        signal.signal(sig, signal.SIG_DFL)
-    env = {"PATH": "/usr/local/bin:/usr/bin:/bin", "HOME": os.getcwd(), "LANG": "C.UTF-8"}
-    os.execve("/bin/sh", ["/bin/sh", "-c", cmd], env)
 
 
 def _stdio(run, i, unit):

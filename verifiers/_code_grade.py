@@ -2,7 +2,8 @@
 
 `parse_verdicts` groups the lines that carry a job's nonce by completion (a job may grade a batch);
 `compare` applies one host check (docs/code_verifier.md) to one verdict; `scan` reads a program's
-source once for both its suspicious constructs and the stdlib modules the harness preloads;
+source once for both its suspicious constructs (`static_suspicion`, an ast scan naming reasons to
+log a program as a possible grading hack) and the stdlib modules the harness preloads;
 `cached_plan` plans a sample's tests once per distinct tests (GRPO grades G completions of each).
 
 What it does not do: run anything (the sandbox does) or build Scores (`rlvr.verifiers.code`).
@@ -25,7 +26,7 @@ import sys
 from typing import Any
 
 from rlvr.sandboxes._values import canon, digest, norm_ws
-from rlvr.verifiers._code_plan import Plan, plan_tests, static_suspicion
+from rlvr.verifiers._code_plan import Plan, plan_tests
 from rlvr.verifiers.base import Sample
 
 _NO_PRELOAD = {"antigravity", "this", "idlelib", "tkinter", "turtle"}
@@ -184,3 +185,60 @@ def compare(v: dict, chk: dict, refs: dict, ws: bool) -> tuple[bool, str | None]
     except LookupError as e:
         return False, str(e)
     return ok, None if ok else "wrong answer"
+
+
+# ---------------------------------------------------------------- static suspicion (host side)
+_SUSPICIOUS_NAMES = {
+    name: why
+    for why, names in {
+        "touches builtins": "__builtins__ builtins",
+        "dynamic import": "__import__",
+        "calls exit": "exit quit _exit abort",
+        "raises SystemExit": "SystemExit",
+        "signals processes": "kill killpg",
+        "looks at its parent": "getppid",
+        "sys.modules tampering": "modules",
+        "frame inspection": "_getframe f_back f_globals f_locals tb_frame gi_frame settrace setprofile inspect",
+        "heap inspection": "gc",
+        "ctypes": "ctypes",
+        "fd tampering": "dup2 fdopen",
+        "defines __eq__": "__eq__",
+        "defines __ne__": "__ne__",
+        "defines __hash__": "__hash__",
+        "defines __del__": "__del__",
+    }.items()
+    for name in names.split()
+}
+_SUSPICIOUS_STRINGS = ("/proc", "rlvr", "harness", "nonce")
+
+
+def static_suspicion(program: str | ast.Module, allow_exit: bool = False) -> list[str]:
+    """Reasons to log a program (source, or its parsed tree) as a possible grading hack (an ast
+    scan; no execution)."""
+    try:
+        tree = ast.parse(program) if isinstance(program, str) else program
+    except (SyntaxError, ValueError, RecursionError, MemoryError):
+        return []
+    found: set[str] = set()
+    for n in ast.walk(tree):
+        names: list[str] = []
+        if isinstance(n, ast.Name):
+            names = [n.id]
+        elif isinstance(n, ast.Attribute):
+            owner = getattr(n.value, "id", "")
+            names = [n.attr] if n.attr != "modules" or owner == "sys" else []
+            if n.attr == "write" and owner == "os":
+                found.add("raw fd writes")
+        elif isinstance(n, (ast.Import, ast.ImportFrom)):
+            names = [a.name.split(".")[0] for a in n.names] + (
+                [n.module.split(".")[0]] if getattr(n, "module", None) else []
+            )
+        elif isinstance(n, (ast.FunctionDef, ast.AsyncFunctionDef)) and n.name.startswith("__"):
+            names = [n.name]
+        elif isinstance(n, ast.Constant) and isinstance(n.value, str):
+            found.update(f"mentions {s!r}" for s in _SUSPICIOUS_STRINGS if s in n.value)
+        for name in names:
+            why = _SUSPICIOUS_NAMES.get(name)
+            if why and not (allow_exit and why in ("calls exit", "raises SystemExit")):
+                found.add(why)
+    return sorted(found)

@@ -4,8 +4,7 @@
 ``check(candidate)``, MBPP assert lists, function-call cases, stdin/stdout cases, APPS JSON) and
 returns a `Plan`: the units the sandboxed harness runs and the checks the host applies to their
 verdicts. `_Rewriter` turns ``assert <program expr> <op> <expected>`` into a call unit plus a host
-check, so literal expected values never enter the sandbox. `static_suspicion` is an ast scan that
-names reasons to log a program as a possible grading hack.
+check, so literal expected values never enter the sandbox.
 
 What it does not do: run anything, or compare values (`rlvr.verifiers.code` does, on the host).
 Private: import the public names from `rlvr.verifiers.code`.
@@ -389,60 +388,3 @@ class _Splitter:
                 chk = {"cmp": "approx", "tol": right.value, "op": "lt" if isinstance(op, ast.Lt) else "le"}
                 return self._emit(a, self._exp(e, chk), label)
         return False
-
-
-# ---------------------------------------------------------------- static suspicion (host side)
-_SUSPICIOUS_NAMES = {
-    name: why
-    for why, names in {
-        "touches builtins": "__builtins__ builtins",
-        "dynamic import": "__import__",
-        "calls exit": "exit quit _exit abort",
-        "raises SystemExit": "SystemExit",
-        "signals processes": "kill killpg",
-        "looks at its parent": "getppid",
-        "sys.modules tampering": "modules",
-        "frame inspection": "_getframe f_back f_globals f_locals tb_frame gi_frame settrace setprofile inspect",
-        "heap inspection": "gc",
-        "ctypes": "ctypes",
-        "fd tampering": "dup2 fdopen",
-        "defines __eq__": "__eq__",
-        "defines __ne__": "__ne__",
-        "defines __hash__": "__hash__",
-        "defines __del__": "__del__",
-    }.items()
-    for name in names.split()
-}
-_SUSPICIOUS_STRINGS = ("/proc", "rlvr", "harness", "nonce")
-
-
-def static_suspicion(program: str | ast.Module, allow_exit: bool = False) -> list[str]:
-    """Reasons to log a program (source, or its parsed tree) as a possible grading hack (an ast
-    scan; no execution)."""
-    try:
-        tree = ast.parse(program) if isinstance(program, str) else program
-    except (SyntaxError, ValueError, RecursionError, MemoryError):
-        return []
-    found: set[str] = set()
-    for n in ast.walk(tree):
-        names: list[str] = []
-        if isinstance(n, ast.Name):
-            names = [n.id]
-        elif isinstance(n, ast.Attribute):
-            owner = getattr(n.value, "id", "")
-            names = [n.attr] if n.attr != "modules" or owner == "sys" else []
-            if n.attr == "write" and owner == "os":
-                found.add("raw fd writes")
-        elif isinstance(n, (ast.Import, ast.ImportFrom)):
-            names = [a.name.split(".")[0] for a in n.names] + (
-                [n.module.split(".")[0]] if getattr(n, "module", None) else []
-            )
-        elif isinstance(n, (ast.FunctionDef, ast.AsyncFunctionDef)) and n.name.startswith("__"):
-            names = [n.name]
-        elif isinstance(n, ast.Constant) and isinstance(n.value, str):
-            found.update(f"mentions {s!r}" for s in _SUSPICIOUS_STRINGS if s in n.value)
-        for name in names:
-            why = _SUSPICIOUS_NAMES.get(name)
-            if why and not (allow_exit and why in ("calls exit", "raises SystemExit")):
-                found.add(why)
-    return sorted(found)
