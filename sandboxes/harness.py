@@ -132,21 +132,23 @@ class _Out:
 
 
 def _wipe_on_fork(mm):
-    adv = getattr(__import__("mmap"), "MADV_WIPEONFORK", None)
-    if adv is not None:
-        try:
-            mm.madvise(adv)
-        except OSError:
-            pass
-
-
-def _read_specs(count):
-    """Each completion's ``rlvr_tests_<j>.json`` into one private mapping that forks see as zeros
-    (never a Python object: the program children, forked from us, find nothing); files unlinked.
-    Returns (mapping, {j: (offset, size)})."""
+    """Forks see this mapping as zeros (MADV_WIPEONFORK, Linux >= 4.14) or not at all (DONTFORK)."""
     import mmap
 
-    paths = {j: f"rlvr_tests_{j}.json" for j in range(count) if os.path.exists(f"rlvr_tests_{j}.json")}
+    for adv in ("MADV_WIPEONFORK", "MADV_DONTFORK"):
+        try:
+            mm.madvise(getattr(mmap, adv))
+            return
+        except (AttributeError, OSError):
+            continue
+
+
+def _read_files(pattern, count):
+    """Each completion's file `pattern` % j into one private mapping that forks see as zeros (never
+    a Python object: no child of ours finds a copy); files unlinked. (mapping, {j: (offset, size)})."""
+    import mmap
+
+    paths = {j: pattern % j for j in range(count) if os.path.exists(pattern % j)}
     sizes = {j: os.path.getsize(p) for j, p in paths.items()}
     mm = mmap.mmap(-1, max(1, sum(sizes.values())), flags=mmap.MAP_PRIVATE)
     _wipe_on_fork(mm)
@@ -158,6 +160,34 @@ def _read_specs(count):
         os.unlink(p)
         where[j], off = (off, got), off + sizes[j]
     return mm, where
+
+
+def _read_exact(fd, view):
+    while len(view):
+        got = os.readv(fd, [view])
+        if not got:
+            raise EOFError("short handover")
+        view = view[got:]
+
+
+def _handover(fd):
+    """In a completion's grader: read the nonce, its job and its tests (if any) from `fd` into
+    private mappings that forks see as zeros. Returns (nonce mapping, nonce size, job, tests
+    mapping, tests size)."""
+    import mmap
+
+    head = b""
+    while not head.endswith(b"\n"):
+        head += os.read(fd, 1)
+    n, size, spec_size = (int(x) for x in head.split())
+    maps = [mmap.mmap(-1, max(1, k), flags=mmap.MAP_PRIVATE) for k in (n, size, spec_size)]
+    for mm, k in zip(maps, (n, size, spec_size)):
+        _wipe_on_fork(mm)
+        _read_exact(fd, memoryview(mm)[:k])
+    os.close(fd)
+    sub = json.loads(bytes(maps[1][:size]))  # its own program: the one thing its children may see
+    maps[1][:size] = bytes(size)
+    return maps[0], n, sub, maps[2], spec_size
 
 
 def _stdio_verdict(i, st):
@@ -359,24 +389,52 @@ def _grade_one(sub, out, specs, where, dumpable):
     out.emit({"done": True, "dumpable": dumpable, "units": len(units), "wall": round(time.monotonic() - t0, 5), "cpu": cpu})
 
 
+def _grade_in_child(j, nonce, subs, specs, dumpable):
+    """Fork the grader of completion j from a process whose heap holds no completion's program or
+    test: it gets its own through a pipe, so its children cannot find a sibling's in memory."""
+    (mm, n), (sub_mm, sub_at), (spec_mm, spec_at) = nonce, subs, specs
+    r, w = os.pipe()
+    pid = os.fork()
+    if pid == 0:
+        code = 0
+        try:
+            os.close(w)
+            mm_j, n_j, sub, spec_j, spec_size = _handover(r)
+            _grade_one(sub, _Out(mm_j, n_j, 1, j), spec_j, {j: (0, spec_size)} if spec_size else {}, dumpable)
+        except BaseException:  # noqa: BLE001 - the host grades a completion without its done line again
+            code = 1
+        os._exit(code)
+    os.close(r)
+    off, size = sub_at[j]
+    s_off, s_size = spec_at.get(j, (0, 0))
+    try:
+        _write_all(w, b"%d %d %d\n" % (n, size, s_size))
+        for view in (memoryview(mm)[:n], memoryview(sub_mm)[off : off + size], memoryview(spec_mm)[s_off : s_off + s_size]):
+            _write_all(w, view)
+    except OSError:
+        pass
+    os.close(w)
+    os.waitpid(pid, 0)
+    spec_mm[s_off : s_off + s_size] = bytes(s_size)
+
+
 def main():
-    """Grade every completion of ./rlvr_job.json's batch, one verdict line per test (see the docstring)."""
+    """Grade every completion of the job, one verdict line per test (see the docstring)."""
     dumpable = not _nondumpable()
     with open("rlvr_job.json", encoding="utf-8") as f:
-        job = json.load(f)
+        job = json.load(f)  # the batch's size and options only: no program, no test
     os.unlink("rlvr_job.json")
     mm, n = _read_nonce()
     _wipe_on_fork(mm)
-    out = _Out(mm, n)
-    subs = job["batch"]
-    specs, where = _read_specs(len(subs))
-    for name in sorted({m for sub in subs for m in sub.get("preload", ())}):  # once here, not per child
+    subs = _read_files("rlvr_sub_%d.json", job["count"])
+    specs = _read_files("rlvr_tests_%d.json", job["count"])
+    for name in job.get("preload", ()):  # stdlib modules the programs import: once here, not per child
         try:
             __import__(name)
         except Exception:  # noqa: BLE001, S110 - the child will raise the same ImportError itself
             pass
-    for j, sub in enumerate(subs):
+    for j in range(job["count"]):
         if j and job.get("sweep"):
             _sweep()
-        _grade_one(sub, out.tagged(j), specs, where, dumpable)
+        _grade_in_child(j, (mm, n), subs, specs, dumpable)
     os._exit(0)  # everything is written (os.writev); skip interpreter teardown

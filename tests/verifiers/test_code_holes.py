@@ -276,3 +276,34 @@ def test_killing_the_harness_in_a_batch_leaves_the_siblings_graded_alone():
         assert [s.reward for s in scores] == [1.0, 0.0, 1.0] and scores[1].info["early_exit"]
     finally:
         box.close()
+
+
+SIBLING = "def inc(x):\n    return x + 1  # SIBLING_MARKER\n"
+COPYCAT = (  # looks through its memory for a sibling's program and runs it
+    "import gc\n"
+    "KEY = 'SIBLING_' + 'MARKER'\n"
+    "def find():\n"
+    "    for o in gc.get_objects():\n"
+    "        vals = o.values() if type(o) is dict else o if type(o) in (list, tuple) else ()\n"
+    "        for s in list(vals):\n"
+    "            if type(s) is str and KEY in s and s is not KEY and 'def inc' in s:\n"
+    "                return s\n"
+    "def inc(x):\n"
+    "    src = find()\n"
+    "    if src is None:\n"
+    "        return -1\n"
+    "    g = {}\n"
+    "    exec(src, g)\n"
+    "    return g['inc'](x)\n"
+)
+
+
+@pytest.mark.docker
+def test_a_program_cannot_find_a_siblings_program_in_its_batch():
+    box = make_box("docker")
+    try:
+        v = get_verifier("code", sandbox=box, batch=3, zero_suspicious=False)
+        scores = v.score_many([py(SIBLING), py(COPYCAT), py(SIBLING)], [INC] * 3)
+        assert [s.reward for s in scores] == [1.0, 0.0, 1.0]
+    finally:
+        box.close()
