@@ -45,6 +45,14 @@ def _std_streams():
     random.seed()  # every fork would otherwise replay the parent's sequence
 
 
+def _program(job):
+    """The program's source: the file the parent wrote for this completion (or inline)."""
+    if "program" in job:
+        return job["program"]
+    with open(job["program_file"], encoding="utf-8", errors="surrogateescape") as f:
+        return f.read()
+
+
 class _Lines:
     """Newline-delimited JSON over a pair of fds (the child's side of its two pipes)."""
 
@@ -81,7 +89,7 @@ def _child_program(job, rfd, wfd):
     try:
         if job.get("task_defs"):  # the task's helpers, so a program that omits them still runs
             _EXEC(_COMPILE(job["task_defs"], "task.py", "exec"), g)
-        _EXEC(_COMPILE(job["program"], "solution.py", "exec"), g)
+        _EXEC(_COMPILE(_program(job), "solution.py", "exec"), g)
         entry = job.get("entry")
         if entry and entry not in g:
             raise NameError(f"entry point {entry!r} is not defined by the program")
@@ -236,7 +244,7 @@ def _child_stdio(job, fd):
     rc = 0
     try:
         _EXEC(
-            _COMPILE(job["program"], "solution.py", "exec"),
+            _COMPILE(_program(job), "solution.py", "exec"),
             {"__name__": "__main__", "__builtins__": builtins},
         )
     except SystemExit as e:

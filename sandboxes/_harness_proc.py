@@ -259,9 +259,7 @@ def _sweep():
 def _compile(sub, hard_end):
     """A compiled language (`rlvr.sandboxes.languages`): write the source, run its compile command
     once for all the completion's tests. None when it compiled, else the error every test gets."""
-    lang = sub["native"]
-    with open(lang["source"], "w", encoding="utf-8") as f:
-        f.write(sub["program"])
+    lang = sub["native"]  # the parent wrote the program to lang["source"]
     if not lang.get("compile"):
         return None
     st = _fork(

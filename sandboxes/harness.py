@@ -1,18 +1,21 @@
 """The trusted grading harness: the program `rlvr.verifiers.code` runs inside a sandbox.
 
 The host ships `harness_source()` (this file after three helper modules, see below) as the job's
-code, with files in the job's scratch dir: ``rlvr_job.json`` (a batch of completions: each one's
-program and the inputs of the tests that call it directly), ``rlvr_nonce`` (a random per-job
-token) and, for each completion whose tests compute something, ``rlvr_tests_<j>.json`` (the
-task's definitions, the test statements and the expected-value expressions). Expected values that
-are literals never enter the sandbox: the host compares.
+code, with files in the job's scratch dir: ``rlvr_job.json`` (how many completions, options),
+``rlvr_nonce`` (a random per-job token) and per completion j ``rlvr_sub_<j>.json`` (the inputs of
+the tests that call the program directly, the task's definitions), ``rlvr_prog_<j>`` (its
+program) and, when its tests compute something, ``rlvr_tests_<j>.json`` (the task's definitions,
+the test statements and the expected-value expressions). Expected values that are literals never
+enter the sandbox: the host compares.
 
 What runs where (the parent is ours; no model-written code ever runs in it):
 
 1. The parent makes itself non-dumpable (no ptrace, no /proc/<pid>/fd or /mem from the children),
-   reads and unlinks its files. The nonce and the ``rlvr_tests_<j>.json`` files go into private
-   mappings that later forks see as zeros (MADV_WIPEONFORK), never onto the Python heap, so a
-   program child (forked from the parent) finds neither in its memory.
+   reads and unlinks every file before it forks anything. The nonce, the programs and the tests
+   files go into private mappings that forks see as zeros (MADV_WIPEONFORK, else not at all),
+   never onto the Python heap, so no child finds another completion's program or any test in its
+   memory, live or freed. Completion j's program is written to the scratch dir just before its
+   turn.
 2. For each completion, in order: if it has a tests file, the *test process* is forked (it has
    run no model code and never will) and handed the nonce and its spec through its pipe; it runs
    the task's definitions in its own namespace, writes the expected values' digests straight to
@@ -160,34 +163,6 @@ def _read_files(pattern, count):
         os.unlink(p)
         where[j], off = (off, got), off + sizes[j]
     return mm, where
-
-
-def _read_exact(fd, view):
-    while len(view):
-        got = os.readv(fd, [view])
-        if not got:
-            raise EOFError("short handover")
-        view = view[got:]
-
-
-def _handover(fd):
-    """In a completion's grader: read the nonce, its job and its tests (if any) from `fd` into
-    private mappings that forks see as zeros. Returns (nonce mapping, nonce size, job, tests
-    mapping, tests size)."""
-    import mmap
-
-    head = b""
-    while not head.endswith(b"\n"):
-        head += os.read(fd, 1)
-    n, size, spec_size = (int(x) for x in head.split())
-    maps = [mmap.mmap(-1, max(1, k), flags=mmap.MAP_PRIVATE) for k in (n, size, spec_size)]
-    for mm, k in zip(maps, (n, size, spec_size)):
-        _wipe_on_fork(mm)
-        _read_exact(fd, memoryview(mm)[:k])
-    os.close(fd)
-    sub = json.loads(bytes(maps[1][:size]))  # its own program: the one thing its children may see
-    maps[1][:size] = bytes(size)
-    return maps[0], n, sub, maps[2], spec_size
 
 
 def _stdio_verdict(i, st):
@@ -389,33 +364,17 @@ def _grade_one(sub, out, specs, where, dumpable):
     out.emit({"done": True, "dumpable": dumpable, "units": len(units), "wall": round(time.monotonic() - t0, 5), "cpu": cpu})
 
 
-def _grade_in_child(j, nonce, subs, specs, dumpable):
-    """Fork the grader of completion j from a process whose heap holds no completion's program or
-    test: it gets its own through a pipe, so its children cannot find a sibling's in memory."""
-    (mm, n), (sub_mm, sub_at), (spec_mm, spec_at) = nonce, subs, specs
-    r, w = os.pipe()
-    pid = os.fork()
-    if pid == 0:
-        code = 0
-        try:
-            os.close(w)
-            mm_j, n_j, sub, spec_j, spec_size = _handover(r)
-            _grade_one(sub, _Out(mm_j, n_j, 1, j), spec_j, {j: (0, spec_size)} if spec_size else {}, dumpable)
-        except BaseException:  # noqa: BLE001 - the host grades a completion without its done line again
-            code = 1
-        os._exit(code)
-    os.close(r)
-    off, size = sub_at[j]
-    s_off, s_size = spec_at.get(j, (0, 0))
+def _place_program(j, progs, source):
+    """Write completion j's program from our private mapping to `source` in the scratch dir (never a
+    Python object here: no later child finds a sibling's program in memory)."""
+    mm, at = progs
+    off, size = at.get(j, (0, 0))
+    fd = os.open(source, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
     try:
-        _write_all(w, b"%d %d %d\n" % (n, size, s_size))
-        for view in (memoryview(mm)[:n], memoryview(sub_mm)[off : off + size], memoryview(spec_mm)[s_off : s_off + s_size]):
-            _write_all(w, view)
-    except OSError:
-        pass
-    os.close(w)
-    os.waitpid(pid, 0)
-    spec_mm[s_off : s_off + s_size] = bytes(s_size)
+        _write_all(fd, memoryview(mm)[off : off + size])
+    finally:
+        os.close(fd)
+    mm[off : off + size] = bytes(size)
 
 
 def main():
@@ -426,15 +385,20 @@ def main():
     os.unlink("rlvr_job.json")
     mm, n = _read_nonce()
     _wipe_on_fork(mm)
-    subs = _read_files("rlvr_sub_%d.json", job["count"])
-    specs = _read_files("rlvr_tests_%d.json", job["count"])
+    out = _Out(mm, n)
+    count = job["count"]
+    subs, progs, specs = (_read_files(p, count) for p in ("rlvr_sub_%d.json", "rlvr_prog_%d", "rlvr_tests_%d.json"))
     for name in job.get("preload", ()):  # stdlib modules the programs import: once here, not per child
         try:
             __import__(name)
         except Exception:  # noqa: BLE001, S110 - the child will raise the same ImportError itself
             pass
-    for j in range(job["count"]):
+    for j in range(count):
         if j and job.get("sweep"):
             _sweep()
-        _grade_in_child(j, (mm, n), subs, specs, dumpable)
+        off, size = subs[1][j]
+        sub = json.loads(bytes(subs[0][off : off + size]))  # inputs and task definitions: no secret
+        sub["program_file"] = (sub.get("native") or {}).get("source") or "solution.py"
+        _place_program(j, progs, sub["program_file"])
+        _grade_one(sub, out.tagged(j), specs[0], specs[1], dumpable)
     os._exit(0)  # everything is written (os.writev); skip interpreter teardown

@@ -239,15 +239,16 @@ class CodeVerifier:
 
     def _pack(self, items: list[tuple[dict, str | None, dict]], sweep: bool) -> Job:
         """One sandbox job grading `items` (from `_prepare`) in order; sets each ctx's nonce.
-        Each completion's program and tests travel in files of their own (the harness hands each
-        to that completion's grader only)."""
+        Each completion's program and tests travel in files of their own, which the harness hands
+        to that completion's children only."""
         nonce = secrets.token_hex(16)
         preload = sorted({m for sub, _, _ in items for m in sub["preload"]})
         head = {"count": len(items), "sweep": sweep, "preload": preload}
         files = {"rlvr_job.json": json.dumps(head), "rlvr_nonce": nonce}
         for j, (sub, spec, ctx) in enumerate(items):
             ctx["nonce"] = nonce
-            files[f"rlvr_sub_{j}.json"] = json.dumps(sub)
+            files[f"rlvr_sub_{j}.json"] = json.dumps({k: v for k, v in sub.items() if k != "program"})
+            files[f"rlvr_prog_{j}"] = sub["program"]
             if spec is not None:
                 files[f"rlvr_tests_{j}.json"] = spec
         timeout = sum(max(0.5, self.timeout_s) for _ in items) + 0.5 * (len(items) - 1)

@@ -298,12 +298,34 @@ COPYCAT = (  # looks through its memory for a sibling's program and runs it
 )
 
 
+MEMORY_SCANNER = (  # reads its whole anonymous memory for a sibling's source (a 6-hex-digit comment)
+    "import ctypes, re\n"
+    "def inc(x):\n"
+    "    with open('/proc/self/maps') as f:\n"
+    "        maps = f.readlines()\n"
+    "    for line in maps:\n"
+    "        parts = line.split()\n"
+    "        name = parts[5] if len(parts) > 5 else ''\n"
+    "        lo, hi = (int(v, 16) for v in parts[0].split('-'))\n"
+    "        if not parts[1].startswith('r') or name not in ('', '[heap]', '[stack]') or hi - lo > 256 << 20:\n"
+    "            continue\n"
+    "        if re.search(rb'return x \\+ 1  # [0-9a-f]{6}', ctypes.string_at(lo, hi - lo)):\n"
+    "            return x + 1\n"
+    "    return -1\n"
+)
+
+
 @pytest.mark.docker
-def test_a_program_cannot_find_a_siblings_program_in_its_batch():
+@pytest.mark.parametrize("spy", ["gc", "memory"])
+def test_a_program_cannot_find_a_siblings_program_in_its_batch(spy):
+    """In GRPO the completions of one job answer the same prompt: a copy of a sibling's right
+    program would pass. Neither the heap nor the raw address space holds one."""
+    sibling = SIBLING if spy == "gc" else "def inc(x):\n    return x + 1  # 7f3a1c\n"
     box = make_box("docker")
     try:
         v = get_verifier("code", sandbox=box, batch=3, zero_suspicious=False)
-        scores = v.score_many([py(SIBLING), py(COPYCAT), py(SIBLING)], [INC] * 3)
+        spy_src = COPYCAT if spy == "gc" else MEMORY_SCANNER
+        scores = v.score_many([py(sibling), py(spy_src), py(sibling)], [INC] * 3)
         assert [s.reward for s in scores] == [1.0, 0.0, 1.0]
     finally:
         box.close()
