@@ -223,8 +223,7 @@ class CodeVerifier:
         if not todo:
             return out
         sb = self._sandbox()
-        size = self._batch_size(len(todo), sb)
-        groups = [todo[k : k + size] for k in range(0, len(todo), size)]
+        groups = _deal(todo, [id(prepared[i][2]["checks"]) for i in todo], self._batch_size(len(todo), sb))
         jobs = [self._pack([prepared[i] for i in g], sweep=len(g) > 1) for g in groups]
         for g, job, res in zip(groups, jobs, sb.run_many(jobs)):
             parts = _parse(res.stdout, prepared[g[0]][2]["nonce"]) if len(g) > 1 and not res.error else {}
@@ -353,3 +352,24 @@ class CodeVerifier:
         return f"CodeVerifier(sandbox={sb!r}, reward={self.reward!r}, timeout_s={self.timeout_s})"
 
 
+def _deal(todo: list[int], keys: list[int], size: int) -> list[list[int]]:
+    """Jobs of at most `size` completions where no two share a task (`keys`: the same tests). The
+    completions of a GRPO group answer one prompt, so a program that found a sibling's in its job
+    could copy it; different tasks' programs are of no use to it.
+
+    >>> _deal([0, 1, 2, 3, 4, 5], [7, 7, 7, 8, 8, 9], 3)
+    [[0, 3], [1, 4], [2, 5]]
+    """
+    if size <= 1:
+        return [[i] for i in todo]
+    by_key: dict[int, list[int]] = {}
+    for i, k in zip(todo, keys):
+        by_key.setdefault(k, []).append(i)
+    n = max(-(-len(todo) // size), max(len(v) for v in by_key.values()))
+    jobs: list[list[int]] = [[] for _ in range(n)]
+    c = 0
+    for members in by_key.values():  # consecutive jobs for one task's completions: never two in one
+        for i in members:
+            jobs[c % n].append(i)
+            c += 1
+    return [sorted(j) for j in jobs if j]

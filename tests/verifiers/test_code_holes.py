@@ -219,6 +219,8 @@ def test_a_test_that_needs_program_objects_is_flagged_and_a_suspicious_pass_scor
 
 # ---------------------------------------------------------------- batches (Docker: several completions per job)
 INC = Sample(tests=["assert inc(1) == 2", "assert inc(5) == 6"])
+INC_B = Sample(tests=["assert inc(2) == 3", "assert inc(9) == 10"])  # another task: may share a job
+INC_C = Sample(tests=["assert inc(0) == 1", "assert inc(-3) == -2"])
 RIGHT_UNLESS_PLANTED = (
     "import os, time\n"
     "def inc(x):\n"
@@ -257,7 +259,8 @@ def test_a_program_cannot_reach_the_next_completion_of_its_batch():
     try:
         v = get_verifier("code", sandbox=box, batch=4, zero_suspicious=False)
         progs = [SABOTEUR, RIGHT_UNLESS_PLANTED, "def inc(x):\n    return x", RIGHT_UNLESS_PLANTED]
-        scores = v.score_many([py(p) for p in progs], [INC] * 4)
+        inc_d = Sample(tests=["assert inc(3) == 4"])
+        scores = v.score_many([py(p) for p in progs], [INC, INC_B, INC_C, inc_d])
         assert [s.reward for s in scores] == [1.0, 1.0, 0.0, 1.0]
         alone = get_verifier("code", sandbox=box, batch=1)
         assert alone(py(RIGHT_UNLESS_PLANTED), INC).reward == 1.0
@@ -272,7 +275,7 @@ def test_killing_the_harness_in_a_batch_leaves_the_siblings_graded_alone():
     try:
         v = get_verifier("code", sandbox=box, batch=3, zero_suspicious=False)
         progs = ["def inc(x):\n    return x + 1", killer, "def inc(x):\n    return x + 1"]
-        scores = v.score_many([py(p) for p in progs], [INC] * 3)
+        scores = v.score_many([py(p) for p in progs], [INC, INC_B, INC_C])
         assert [s.reward for s in scores] == [1.0, 0.0, 1.0] and scores[1].info["early_exit"]
     finally:
         box.close()
@@ -315,17 +318,28 @@ MEMORY_SCANNER = (  # reads its whole anonymous memory for a sibling's source (a
 )
 
 
+def test_completions_of_one_task_never_share_a_job():
+    """The completions of a GRPO group answer one prompt: each goes to a different job, so even a
+    program that could read a job-mate's memory would find only other tasks' programs."""
+    from rlvr.verifiers.code import _deal
+
+    jobs = _deal(list(range(16)), [k // 8 for k in range(16)], 8)  # 2 prompts x 8 completions
+    assert len(jobs) == 8 and all(len({k // 8 for k in job}) == len(job) for job in jobs)
+    assert sorted(k for job in jobs for k in job) == list(range(16))
+    assert _deal(list(range(5)), [0] * 5, 8) == [[0], [1], [2], [3], [4]]  # one prompt: one each
+
+
 @pytest.mark.docker
 @pytest.mark.parametrize("spy", ["gc", "memory"])
 def test_a_program_cannot_find_a_siblings_program_in_its_batch(spy):
-    """In GRPO the completions of one job answer the same prompt: a copy of a sibling's right
-    program would pass. Neither the heap nor the raw address space holds one."""
+    """A job-mate's right program (here for another task with the same function) would pass if
+    copied. Neither the heap nor the raw address space holds one."""
     sibling = SIBLING if spy == "gc" else "def inc(x):\n    return x + 1  # 7f3a1c\n"
     box = make_box("docker")
     try:
         v = get_verifier("code", sandbox=box, batch=3, zero_suspicious=False)
         spy_src = COPYCAT if spy == "gc" else MEMORY_SCANNER
-        scores = v.score_many([py(sibling), py(spy_src), py(sibling)], [INC] * 3)
+        scores = v.score_many([py(sibling), py(spy_src), py(sibling)], [INC, INC_B, INC_C])
         assert [s.reward for s in scores] == [1.0, 0.0, 1.0]
     finally:
         box.close()
