@@ -121,7 +121,7 @@ def _finish(plan: Plan) -> Plan:
 
 def _expected(chk: dict, refs: dict, field: str) -> Any:
     """A check's expected value as field "cd" (digest of its canon), "members" (their digests) or "num":
-    from the host-side literal, or from the reference child's line."""
+    from the host-side literal, or from the test process's line."""
     tl = chk.get("tl", False)
     if "ref" not in chk:
         val = chk["expected"]
