@@ -109,23 +109,33 @@ def _split(v: Any, pool: Any, comps: list[str], samples: list[Sample]) -> dict[s
     prep = (_cpu() - t) * 1e3 / len(prepared)
     jobs = [v._pack(prepared[k : k + 8], sweep=True) for k in range(0, len(prepared), 8)]
     results = pool.run_many(jobs)
-    t, parent, children, forks = _cpu(), [], [], []
+    t, parent, children, forks, units = _cpu(), [], [], [], []
     for k, res in enumerate(results):
         parts = parse_verdicts(res.stdout, prepared[8 * k][2]["nonce"])
         for j, part in parts.items():
             v._grade(res, prepared[8 * k + j][2], j, part)
-            cpu = (part[2] or {}).get("cpu", {})
+            done = part[2] or {}
+            cpu = done.get("cpu", {})
             parent.append(cpu.get("parent", 0.0))
             children.append(cpu.get("children", 0.0))
             forks.append(cpu.get("forks", 0))
+            units.append(done.get("units", 0))
     grade = (_cpu() - t) * 1e3 / max(1, len(parent))
     m = len(parent) or 1
+    # per test vs per completion: least squares of the harness's CPU on the number of tests
+    xs, ys = units, [1e3 * (a + b) for a, b in zip(parent, children)]
+    mx, my = sum(xs) / m, sum(ys) / m
+    sxx = sum((x - mx) ** 2 for x in xs) or 1.0
+    slope = sum((x - mx) * (y - my) for x, y in zip(xs, ys)) / sxx
     return {
         "prepare_ms": prep,
         "grade_ms": grade,
         "parent_ms": 1e3 * sum(parent) / m,
         "children_ms": 1e3 * sum(children) / m,
         "forks": sum(forks) / m,
+        "tests": mx,
+        "per_test_ms": slope,
+        "fixed_ms": my - slope * mx,
     }
 
 
@@ -172,6 +182,8 @@ def grading_lines(g: dict[str, Any], pool_rate: float) -> list[str]:
         f"| container: program child and test process ({g['forks']:.2f} forks: fork, program, calls, test statements) | {g['children_ms']:.2f} |",
         f"| container: worker (one fork and cleanup per 8 completions) and the sweep between them | {rest:.2f} |",
         f"| container, all of it (cgroup) | {g['container_ms']:.2f} |",
+        f"| harness, split by a fit on the number of tests ({g['tests']:.1f} on average): per test (a call and its value both ways) | {g['per_test_ms']:.2f} |",
+        f"| harness, per completion whatever its tests (program child fork and start, test process when needed) | {g['fixed_ms']:.2f} |",
         "",
         f"CPU per completion {total:.1f} ms, so {cores} idle cores could grade about {cores * 1e3 / total:.0f} completions/s."
         + (f" Hacks that scored: {', '.join(g['leaked'])}." if g["leaked"] else ""),
