@@ -122,21 +122,35 @@ def _split(v: Any, pool: Any, comps: list[str], samples: list[Sample]) -> dict[s
             units.append(done.get("units", 0))
     grade = (_cpu() - t) * 1e3 / max(1, len(parent))
     m = len(parent) or 1
-    # per test vs per completion: least squares of the harness's CPU on the number of tests
-    xs, ys = units, [1e3 * (a + b) for a, b in zip(parent, children)]
-    mx, my = sum(xs) / m, sum(ys) / m
-    sxx = sum((x - mx) ** 2 for x in xs) or 1.0
-    slope = sum((x - mx) * (y - my) for x, y in zip(xs, ys)) / sxx
     return {
         "prepare_ms": prep,
         "grade_ms": grade,
         "parent_ms": 1e3 * sum(parent) / m,
         "children_ms": 1e3 * sum(children) / m,
         "forks": sum(forks) / m,
-        "tests": mx,
-        "per_test_ms": slope,
-        "fixed_ms": my - slope * mx,
+        "tests": sum(units) / m,
+        **_per_test(v, pool),
     }
+
+
+def _per_test(v: Any, pool: Any, n: int = 64) -> dict[str, float]:
+    """Harness CPU (parent + children) of one program with 1 test and with 41 (literal asserts):
+    the difference / 40 is what one test costs (a call and its value both ways)."""
+    prog = "```python\ndef f(x):\n    return x + 1\n```"
+
+    def cpu(k: int) -> float:
+        sample = Sample(tests=[f"assert f({i}) == {i + 1}" for i in range(k)])
+        prepared = [v._prepare(prog, sample) for _ in range(n)]
+        jobs = [v._pack(prepared[i : i + 8], sweep=True) for i in range(0, n, 8)]
+        total = 0.0
+        for i, res in enumerate(pool.run_many(jobs)):
+            for part in parse_verdicts(res.stdout, prepared[8 * i][2]["nonce"]).values():
+                c = (part[2] or {}).get("cpu", {})
+                total += c.get("parent", 0.0) + c.get("children", 0.0)
+        return 1e3 * total / n
+
+    one, many = cpu(1), cpu(41)
+    return {"per_test_ms": (many - one) / 40, "fixed_ms": one - (many - one) / 40}
 
 
 def _hacks(pool: Any, rows: list[dict[str, Any]]) -> dict[str, float]:
@@ -182,8 +196,8 @@ def grading_lines(g: dict[str, Any], pool_rate: float) -> list[str]:
         f"| container: program child and test process ({g['forks']:.2f} forks: fork, program, calls, test statements) | {g['children_ms']:.2f} |",
         f"| container: worker (one fork and cleanup per 8 completions) and the sweep between them | {rest:.2f} |",
         f"| container, all of it (cgroup) | {g['container_ms']:.2f} |",
-        f"| harness, split by a fit on the number of tests ({g['tests']:.1f} on average): per test (a call and its value both ways) | {g['per_test_ms']:.2f} |",
-        f"| harness, per completion whatever its tests (program child fork and start, test process when needed) | {g['fixed_ms']:.2f} |",
+        f"| harness, one more test (a call and its value both ways; 1 vs 41 literal asserts; HumanEval has {g['tests']:.1f} on average) | {g['per_test_ms']:.3f} |",
+        f"| harness, one completion with a single test (program child fork and start, verdict lines) | {g['fixed_ms']:.2f} |",
         "",
         f"CPU per completion {total:.1f} ms, so {cores} idle cores could grade about {cores * 1e3 / total:.0f} completions/s."
         + (f" Hacks that scored: {', '.join(g['leaked'])}." if g["leaked"] else ""),
