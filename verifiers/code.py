@@ -15,8 +15,8 @@ Each test says where it ran (``info["tests"][i]["where"]``); the ``suspicious`` 
 What it does not do: isolate anything itself (that is the sandbox's job), or make trustworthy the
 few test statements that need the program's objects themselves: those run next to the program
 and are flagged (``where: next_to_program``, ``untrusted_asserts``). Concurrency: one call runs
-one sandbox job; `score_many` packs up to 8 completions per job on a Docker pool and hands the
-jobs to the pool's `run_many`, the right way to use a Docker pool from one process. The verifier
+one sandbox job; `score_many` packs up to 8 completions per job on a Docker pool and keeps every
+slot busy (one thread per slot), the right way to use a Docker pool from one process. The verifier
 pickles without its pool (workers recreate a shared one lazily).
 
 Try it::
@@ -38,6 +38,7 @@ import re
 import secrets
 import threading
 from collections.abc import Sequence
+from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
 from rlvr.sandboxes.base import DEFAULT_OUTPUT_CAP, Job, Sandbox
@@ -211,30 +212,43 @@ class CodeVerifier:
         return max(1, min(8, -(-n // max(1, int(getattr(sb, "size", 1))))))
 
     def score_many(self, completions: Sequence[str], samples: Sequence[Sample]) -> list[Score]:
-        """Score a batch through the pool's `run_many` (all slots busy); Scores in input order.
-        On a Docker pool, each sandbox job grades up to 8 completions one after another (one
-        worker fork and harness start for all of them); a completion whose job did not finish it
-        is graded again alone."""
+        """Score a batch with every sandbox slot busy; Scores in input order. On a Docker pool each
+        sandbox job grades up to 8 completions of different tasks one after another (one worker
+        fork and harness start for all of them); a completion whose job did not finish it is graded
+        again alone. One thread per slot prepares, runs and grades its jobs, so the host's work
+        overlaps the sandbox's."""
         if len(completions) != len(samples):
             raise VerifierError(f"score_many: {len(completions)} completions but {len(samples)} samples")
-        prepared = [self._prepare(c, s) for c, s in zip(completions, samples)]
-        out: list[Score] = [p if isinstance(p, Score) else None for p in prepared]  # type: ignore[misc]
-        todo = [i for i, p in enumerate(prepared) if not isinstance(p, Score)]
+        out: list[Score | None] = [None] * len(completions)
+        todo = []
+        for i, c in enumerate(completions):
+            if extract_code(c, self.language, self.pattern) is None:
+                out[i] = Score(0.0, False, {"reason": "no_code"})
+            else:
+                todo.append(i)
         if not todo:
-            return out
+            return out  # type: ignore[return-value]
         sb = self._sandbox()
-        groups = _deal(todo, [id(prepared[i][2]["checks"]) for i in todo], self._batch_size(len(todo), sb))
-        jobs = [self._pack([prepared[i] for i in g], sweep=len(g) > 1) for g in groups]
-        for g, job, res in zip(groups, jobs, sb.run_many(jobs)):
-            parts = _parse(res.stdout, prepared[g[0]][2]["nonce"]) if len(g) > 1 and not res.error else {}
-            for j, i in enumerate(g):
-                if len(g) == 1:
-                    out[i] = self._grade(self._run(job) if res.error else res, prepared[i][2], 0)
-                elif parts.get(j, ({}, {}, None))[2] is None:  # its job ended before it did: alone
-                    out[i] = self._grade(self._run(self._pack([prepared[i]], sweep=False)), prepared[i][2], 0)
+        keys = [id(_cached_plan(samples[i]).checks) for i in todo]
+        groups = _deal(todo, keys, self._batch_size(len(todo), sb))
+
+        def work(g: list[int]) -> None:
+            items = [self._prepare(completions[i], samples[i]) for i in g]
+            job = self._pack(items, sweep=len(g) > 1)  # type: ignore[arg-type]
+            if len(g) == 1:
+                out[g[0]] = self._grade(self._run(job), items[0][2], 0)  # type: ignore[index]
+                return
+            res = sb.run(job.code, files=job.files, timeout_s=job.timeout_s, memory_mb=job.memory_mb)
+            parts = {} if res.error else _parse(res.stdout, items[0][2]["nonce"])  # type: ignore[index]
+            for j, (i, item) in enumerate(zip(g, items)):
+                if parts.get(j, ({}, {}, None))[2] is None:  # its job ended before it did: alone
+                    out[i] = self._grade(self._run(self._pack([item], sweep=False)), item[2], 0)  # type: ignore[index,list-item]
                 else:
-                    out[i] = self._grade(res, prepared[i][2], j, parts[j])
-        return out
+                    out[i] = self._grade(res, item[2], j, parts[j])  # type: ignore[index]
+
+        with ThreadPoolExecutor(max_workers=max(1, int(getattr(sb, "size", 1))), thread_name_prefix="rlvr-code") as ex:
+            list(ex.map(work, groups))
+        return out  # type: ignore[return-value]
 
     def _pack(self, items: list[tuple[dict, str | None, dict]], sweep: bool) -> Job:
         """One sandbox job grading `items` (from `_prepare`) in order; sets each ctx's nonce.
