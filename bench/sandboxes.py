@@ -8,14 +8,18 @@ Measures, in one run on this machine:
 4. for every attack in `rlvr.sandboxes.probes.ATTACKS`: whether it was contained and the latency
    of the next job in the same container;
 5. the p50 of normal jobs on the other slots while a neighbour runs a fork bomb / memory hog /
-   infinite loop, against the p50 when the neighbour is idle.
+   infinite loop, against the p50 when the neighbour is idle;
+6. code grading: `CodeVerifier.score_many` on the 164 canonical HumanEval solutions (`--grading-reps`
+   times over) through the same pool, completions/s, and where a completion's CPU goes (host
+   planning and grading, the harness parent, its program and test children, the worker); then
+   hacking programs for every task, none of which may score above 0.
 
 Nothing is asserted; the table is printed (markdown) and, with ``--write-docs``, written into the
 "## Sandboxes" section of docs/benchmarks.md (other sections are left as they are).
 
     .venv/bin/python bench/sandboxes.py                 # ~1 min on 2 cores
     .venv/bin/python bench/sandboxes.py --jobs 1000 --docker-run-jobs 40 --write-docs
-"""
+"""  # noqa: E501
 
 from __future__ import annotations
 
@@ -28,6 +32,8 @@ import threading
 import time
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
+
+from _grading import grading, grading_lines
 
 from rlvr.sandboxes.base import Job
 from rlvr.sandboxes.docker import DockerSandbox
@@ -171,6 +177,7 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--docker-run-jobs", type=int, default=24, help="programs through docker run")
     ap.add_argument("--size", type=int, default=os.cpu_count() or 1)
     ap.add_argument("--image", default="rlvr-sandbox:py3")
+    ap.add_argument("--grading-reps", type=int, default=4, help="times the 164 HumanEval solutions are graded")
     ap.add_argument(
         "--write-docs", action="store_true", help="update the Sandboxes section of docs/benchmarks.md"
     )
@@ -181,6 +188,7 @@ def main(argv: list[str] | None = None) -> int:
         cost = cpu_per_job(pool, min(args.jobs, 300))
         repl = replacement_times(pool, 3)
         neigh = neighbour_effect(pool)
+        grade = grading(pool, args.grading_reps, container_cpu_ns) if args.grading_reps else None
     with DockerSandbox(size=1, image=args.image) as solo:
         attacks = containment_selftest(solo)
     base = docker_run_baseline(args.image, args.docker_run_jobs, args.size)
@@ -228,6 +236,7 @@ def main(argv: list[str] | None = None) -> int:
         "| attack on one slot | p50 of normal jobs next door, ms | p50 with an idle neighbour, ms |",
         "|---|---|---|",
         *[f"| {name} | {under:.1f} | {quiet:.1f} |" for name, under, quiet in neigh],
+        *(grading_lines(grade, tp["programs_per_s"]) if grade else []),
     ]
     text = "\n".join(lines)
     print(text)

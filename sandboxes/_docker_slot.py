@@ -47,6 +47,7 @@ class PoolSpec:
     cpus: float = 1.0
     preload: tuple[str, ...] = ()
     lang: dict[str, str] = field(default_factory=dict)
+    prelude: str = ""  # Python source jobs often run (the grading harness): the worker compiles it once
     output_cap: int = 64 * 1024
     scratch_mb: int = 64
     tmp_mb: int = 64
@@ -91,7 +92,7 @@ def container_kwargs(spec: PoolSpec, uid: int, channel_dir: str | None) -> dict[
         str(spec.output_cap),
         "--lang",
         json.dumps(spec.lang),
-    ]
+    ] + (["--prelude", spec.prelude] if spec.prelude else [])
     kw: dict[str, Any] = {
         "image": spec.image,
         "command": command + (["--connect", "/io/sock"] if channel_dir else []),

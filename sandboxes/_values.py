@@ -2,7 +2,7 @@
 
 Both sides use this one implementation: the host (`rlvr.verifiers.code`) imports it, and the host
 ships this file's source into the sandbox ahead of `rlvr.sandboxes.harness` (see
-`rlvr.verifiers.code.HARNESS_SRC`), where it runs on a bare python3 >= 3.8 with only the stdlib.
+`rlvr.sandboxes.harness.harness_source`), where it runs on a bare python3 >= 3.8 with only the stdlib.
 So: no ``from __future__`` import, no rlvr import, nothing but the stdlib.
 
 What it does not do: compare (the host does) or trust its input (`decode` validates every tag).

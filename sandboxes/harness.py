@@ -1,44 +1,56 @@
 """The trusted grading harness: the program `rlvr.verifiers.code` runs inside a sandbox.
 
-The host ships this file's source (after two helper modules, see below) as the job's code,
-followed by ``main()``, with two files in the job's scratch dir: ``rlvr_job.json`` (the program
-under test and the test *inputs*) and ``rlvr_nonce`` (a random per-job token); ``rlvr_ref.json``
-too when some expected value is an expression rather than a literal. Expected values that are
-literals never enter the sandbox: the host compares.
+The host ships `harness_source()` (this file after three helper modules, see below) as the job's
+code, with files in the job's scratch dir: ``rlvr_job.json`` (how many completions, options),
+``rlvr_nonce`` (a random per-job token) and per completion j ``rlvr_sub_<j>.json`` (the inputs of
+the tests that call the program directly, the task's definitions), ``rlvr_prog_<j>`` (its
+program) and, when its tests compute something, ``rlvr_tests_<j>.json`` (the task's definitions,
+the test statements and the expected-value expressions). Expected values that are literals never
+enter the sandbox: the host compares.
 
 What runs where (the parent is ours; no model-written code ever runs in it):
 
 1. The parent makes itself non-dumpable (no ptrace, no /proc/<pid>/fd or /mem from the children),
-   reads and unlinks its files, keeping the nonce in an anonymous mapping that later forks see as
-   zeros (MADV_WIPEONFORK) and never copying it onto the Python heap.
-2. If ``rlvr_ref.json`` exists, a *reference* child (forked before any model code has run) runs
-   the test's setup and evaluates the expected-value expressions, writing them straight to the
-   job's stdout; the parent never holds them, so later children cannot find them in memory.
-3. The parent forks test children in new sessions: stdin, stdout and stderr are pipes, every
-   other fd is closed except one result pipe moved to a random fd number. A test child runs the
-   program (and the test's setup) once, then its units in order, reporting each: ``call``
-   (evaluate one expression and send back its value as tagged JSON of builtin primitives only:
-   never pickle, and any other type is an error) or ``exec`` (run assert statements we could not
-   rewrite; it can only report that they completed, so they are flagged ``untrusted_asserts``).
-   When a child dies or hangs, the unit it was on fails and a fresh child takes the rest. A
-   ``stdio`` unit gets a child of its own that runs the program as ``__main__`` on the unit's
-   stdin; the parent hashes its stdout.
-4. The parent enforces a per-unit deadline, kills the child's session, re-validates what came
-   through the result pipe (json, tag by tag), canonicalises it (`canon`) and writes one verdict
-   line ``<nonce> <json>`` per unit to the job's real stdout, which no child can reach.
+   reads and unlinks every file before it forks anything. The nonce, the programs and the tests
+   files go into private mappings that forks see as zeros (MADV_WIPEONFORK, else not at all),
+   never onto the Python heap, so no child finds another completion's program or any test in its
+   memory, live or freed. Completion j's program is written to the scratch dir just before its
+   turn.
+2. For each completion, in order: if it has a tests file, the *test process* is forked (it has
+   run no model code and never will) and handed the nonce and its spec through its pipe; it runs
+   the task's definitions in its own namespace, writes the expected values' digests straight to
+   the job's stdout and then runs each test statement on request
+   (`rlvr.sandboxes._harness_child`). Its calls to the program's functions come to the parent,
+   which relays them to the program child and relays the reply back.
+3. The *program child* runs in a new session (stdin empty, stdout and stderr pipes, every other fd
+   closed except its two request/reply pipes at random fd numbers): the task's definitions, then
+   the program, once; then it serves one request at a time. When it dies or hangs, the test it
+   was on fails and the next request gets a fresh one. A ``stdio`` test gets a child of its own
+   that runs the program as ``__main__`` on the test's stdin (a compiled language: the binary the
+   parent compiled once for the completion); the parent hashes its stdout.
+4. The parent enforces a per-test deadline, kills the children's sessions, re-validates what came
+   back (json, tag by tag), canonicalises it (`canon`) and writes one verdict line
+   ``<nonce> <json>`` per test (tagged with the completion's index) to the job's real stdout,
+   which no child but the test process (a trusted one, before it runs any statement) can reach.
+5. Between two completions of a batch (only when the host asks: in a container, where every
+   process but PID 1 is the job's) it kills every other process (``kill(-1)``) and empties the
+   scratch dirs, so one program cannot reach the next.
 
-A child that exits before reporting fails the unit it was on (``early_exit``); a unit with no
-verdict line fails on the host. The nonce is defense in depth (no child can reach the job's real
-stdout). A child does not inherit a copy of it from the sandbox either: the Docker worker zeroes
-its buffer of the job's files and stdin before it forks the job (see `rlvr.sandboxes.worker`).
+A test without a verdict line fails on the host. Three kinds of test, by where the verdict is
+decided (the host reports it per test): ``call`` (a program function on literal arguments; the
+host compares the value with the literal or with the test process's digest), ``test`` (a
+statement the test process ran, with the program only behind proxies: its outcome is the
+verdict) and ``exec`` (statements that could not be split: they run next to the program and are
+flagged ``untrusted_asserts``).
 
 What it does not do: resource isolation (the sandbox's job) or comparing against expected values
 (the host's job). It must run on a bare python3 >= 3.8 with only the stdlib.
 
-The shipped program is three files concatenated in this order (`rlvr.verifiers.code.HARNESS_SRC`):
+The shipped program is four files concatenated in this order (`harness_source`):
 `rlvr.sandboxes._values` (encode/decode/canon/norm_ws/digest), `rlvr.sandboxes._harness_child`
-(the children's bodies) and this file (the parent). On the host, the ``if __name__ != "__main__"``
-blocks import from the other two what the sandbox gets from the concatenation.
+(the children's bodies), `rlvr.sandboxes._harness_proc` (forks and pipes) and this file (the
+parent). On the host, the ``if __name__ != "__main__"`` blocks import from the others what the
+sandbox gets from the concatenation.
 
 Try it: it is not meant to be run by hand; see `rlvr.verifiers.code`. `canon`, `norm_ws` and
 `digest` are imported by the host so both sides share one implementation::
@@ -51,18 +63,34 @@ Try it: it is not meant to be run by hand; see `rlvr.verifiers.code`. `canon`, `
 import json
 import math
 import os
-import random
-import select
-import signal
+import resource
 import time
 
 BIG = 200  # canonical strings longer than this travel as their sha256 (stdout is capped at 64 KiB)
-MAX_RESULT = 8 << 20
 
 if __name__ != "__main__":  # on the host; in the sandbox the other parts are shipped ahead of this file
-    from rlvr.sandboxes._harness_child import _child_ref, _child_stdio, _child_tests
+    from rlvr.sandboxes._harness_child import _child_program, _child_stdio, _child_tests
+    from rlvr.sandboxes._harness_proc import (
+        MAX_RESULT,
+        _compile,
+        _death,
+        _exec_sh,
+        _fork,
+        _Proc,
+        _sweep,
+        _write_all,
+    )
     from rlvr.sandboxes._values import canon, decode, digest, norm_ws
     from rlvr.sandboxes._values import encode as encode  # re-exported for the host, as canon etc.
+
+
+def harness_source():
+    """The program a grading job runs: `_values`, `_harness_child` and this file, then ``main()``."""
+    from pathlib import Path
+
+    here = Path(__file__).parent
+    parts = [here / "_values.py", here / "_harness_child.py", here / "_harness_proc.py", Path(__file__)]
+    return "\n".join(p.read_text(encoding="utf-8") for p in parts) + "\nmain()\n"
 
 
 # ---------------------------------------------------------------- the parent (trusted)
@@ -78,7 +106,7 @@ def _nondumpable():
 def _read_nonce():
     import mmap
 
-    mm = mmap.mmap(-1, 4096)
+    mm = mmap.mmap(-1, 4096, flags=mmap.MAP_PRIVATE)  # private: MADV_WIPEONFORK applies
     fd = os.open("rlvr_nonce", os.O_RDONLY)
     n = os.readv(fd, [mm])
     os.close(fd)
@@ -87,145 +115,54 @@ def _read_nonce():
 
 
 class _Out:
-    def __init__(self, mm, n):
-        self.mm, self.n = mm, n
+    """Verdict lines ``<nonce> <json>`` on the job's stdout; `j` (a batch's completion) tags each."""
 
-    def wipe_on_fork(self):
-        adv = getattr(__import__("mmap"), "MADV_WIPEONFORK", None)
-        if adv is not None:
-            try:
-                self.mm.madvise(adv)
-            except OSError:
-                pass
+    def __init__(self, mm, n, fd=1, j=None):
+        self.mm, self.n, self.fd, self.j = mm, n, fd, j
+
+    def tagged(self, j):
+        return _Out(self.mm, self.n, self.fd, j)
 
     def emit(self, obj):
+        if self.j is not None:
+            obj["j"] = self.j
         line = (" " + json.dumps(obj, separators=(",", ":")) + "\n").encode()
-        os.writev(1, [memoryview(self.mm)[: self.n], line])
+        os.writev(self.fd, [memoryview(self.mm)[: self.n], line])
+
+    def close(self):
+        self.mm[: self.n] = bytes(self.n)
+        os.close(self.fd)
 
 
-def _enter_child(in_r, out_w, err_w, res_w, mem_mb):
-    """In a fresh child: new session, pipes on 0/1/2, the result pipe on a random fd (returned),
-    every other fd closed, the address-space limit lowered to `mem_mb`."""
-    import resource
+def _wipe_on_fork(mm):
+    """Forks see this mapping as zeros (MADV_WIPEONFORK, Linux >= 4.14) or not at all (DONTFORK)."""
+    import mmap
 
-    os.setsid()
-    for src, dst in ((in_r, 0), (out_w, 1), (err_w, 2)):
-        os.dup2(src, dst)
-    soft = resource.getrlimit(resource.RLIMIT_NOFILE)[0]
-    hi = min(soft if soft > 0 else 256, 1024)
-    fd = random.SystemRandom().randrange(16, hi) if hi > 17 else 3
-    os.dup2(res_w, fd)
-    os.closerange(3, fd)
-    os.closerange(fd + 1, 65536)
-    if mem_mb:
-        lim = int(mem_mb) << 20
-        cur = resource.getrlimit(resource.RLIMIT_AS)
-        if cur[0] < 0 or cur[0] > lim:
-            resource.setrlimit(resource.RLIMIT_AS, (lim, cur[1] if 0 <= cur[1] < lim else lim))
-    return fd
-
-
-def _fork(body, stdin_data, timeout, mem_mb, want_out, on_line=None, hard_end=None):
-    """Fork a child that runs body(result_fd) in a new session. Each complete line it writes to the
-    result pipe goes to on_line(bytes) (return False to stop) and restarts the `timeout` clock.
-    Returns the child's wait status, whether it timed out, its stdout (if `want_out`) and stderr tail."""
-    (in_r, in_w), (out_r, out_w), (err_r, err_w), (res_r, res_w) = [os.pipe() for _ in range(4)]
-    pid = os.fork()
-    if pid == 0:
+    for adv in ("MADV_WIPEONFORK", "MADV_DONTFORK"):
         try:
-            body(_enter_child(in_r, out_w, err_w, res_w, mem_mb))
-        except BaseException:  # noqa: BLE001, S110 - the parent sees a child that never reported
-            pass
-        os._exit(0)
-    for fd in (in_r, out_w, err_w, res_w):
-        os.close(fd)
-    caps = {out_r: MAX_RESULT if want_out else 0, err_r: 2048, res_r: MAX_RESULT}
-    bufs, total, timed_out, wfds = _pump(in_w, stdin_data, caps, err_r, res_r, timeout, on_line, hard_end)
-    try:
-        os.killpg(pid, signal.SIGKILL)
-    except OSError:
-        pass
-    _, status = os.waitpid(pid, 0)
-    for fd in [out_r, err_r, res_r] + wfds:
-        os.close(fd)
-    return {
-        "status": status,
-        "timed_out": timed_out,
-        "out": bytes(bufs[out_r]),
-        "err": bytes(bufs[err_r]).decode("utf-8", "replace")[-600:],
-        "out_total": total[out_r],
-        "out_over": want_out and total[out_r] > MAX_RESULT,
-        "res_over": len(bufs[res_r]) >= MAX_RESULT,
-    }
-
-
-def _pump(in_w, stdin_data, caps, err_r, res_r, timeout, on_line, hard_end):
-    """Write `stdin_data` to `in_w` and read the child's pipes (the keys of `caps`, each buffer kept
-    to its cap; stderr to its last 1 KiB) until they close, on_line says stop or the deadline passes.
-    Returns (buffers, bytes read per fd, whether it timed out, the write fds still open)."""
-    bufs = {fd: bytearray() for fd in caps}
-    total = {fd: 0 for fd in caps}
-    data = memoryview(stdin_data or b"")
-    wfds = [in_w] if len(data) else []
-    if not wfds:
-        os.close(in_w)
-    hard_end = hard_end or float("inf")
-    deadline = min(time.monotonic() + timeout, hard_end)
-    timed_out, stopped, rfds = False, False, list(caps)
-    while rfds and not stopped:
-        left = deadline - time.monotonic()
-        if left <= 0:
-            timed_out = True
-            break
-        r, w, _ = select.select(rfds, wfds, [], left)
-        if w:
-            try:
-                data = data[os.write(in_w, data[:65536]) :]
-            except OSError:
-                data = data[:0]
-            if not len(data):
-                os.close(in_w)
-                wfds = []
-        for fd in r:
-            chunk = os.read(fd, 65536)
-            if not chunk:
-                rfds.remove(fd)
-                continue
-            total[fd] += len(chunk)
-            room = caps[fd] - len(bufs[fd])
-            if room > 0:
-                bufs[fd] += chunk[:room]
-            if fd == err_r:
-                del bufs[fd][:-1024]
-            elif fd == res_r and on_line is not None:
-                while b"\n" in bufs[res_r] and not stopped:
-                    line, _, rest = bytes(bufs[res_r]).partition(b"\n")
-                    bufs[res_r] = bytearray(rest)
-                    stopped = on_line(line) is False
-                    deadline = min(time.monotonic() + timeout, hard_end)
-    return bufs, total, timed_out, wfds
-
-
-def _wait(pid, timeout):
-    end = time.monotonic() + timeout
-    while time.monotonic() < end:
-        if os.waitpid(pid, os.WNOHANG)[0]:
+            mm.madvise(getattr(mmap, adv))
             return
-        time.sleep(0.002)
-    os.kill(pid, signal.SIGKILL)
-    os.waitpid(pid, 0)
+        except (AttributeError, OSError):
+            continue
 
 
-def _death(st):
-    """Why a child ended without reporting: (status, message)."""
-    if st["timed_out"]:
-        return "timeout", "timed out"
-    s = st["status"]
-    if os.WIFSIGNALED(s):
-        sig = os.WTERMSIG(s)
-        memory = sig == signal.SIGKILL or "MemoryError" in st["err"]
-        return ("memory" if memory else "crash"), f"killed by signal {sig}"
-    return "early_exit", f"exited with code {os.WEXITSTATUS(s)} before reporting"
+def _read_files(pattern, count):
+    """Each completion's file `pattern` % j into one private mapping that forks see as zeros (never
+    a Python object: no child of ours finds a copy); files unlinked. (mapping, {j: (offset, size)})."""
+    import mmap
+
+    paths = {j: pattern % j for j in range(count) if os.path.exists(pattern % j)}
+    sizes = {j: os.path.getsize(p) for j, p in paths.items()}
+    mm = mmap.mmap(-1, max(1, sum(sizes.values())), flags=mmap.MAP_PRIVATE)
+    _wipe_on_fork(mm)
+    where, off = {}, 0
+    for j, p in paths.items():
+        fd = os.open(p, os.O_RDONLY)
+        got = os.readv(fd, [memoryview(mm)[off : off + sizes[j]]])
+        os.close(fd)
+        os.unlink(p)
+        where[j], off = (off, got), off + sizes[j]
+    return mm, where
 
 
 def _stdio_verdict(i, st):
@@ -243,8 +180,10 @@ def _stdio_verdict(i, st):
     return v
 
 
+
+
 def _unit_verdict(i, unit, msg):
-    """The verdict for one message a test child sent (already checked for our token)."""
+    """The verdict for one reply of the program child (its `k` already checked)."""
     v = {"i": i}
     tampered = msg.get("tampered")
     if tampered:
@@ -272,100 +211,194 @@ def _unit_verdict(i, unit, msg):
     return v
 
 
-def _run_tests(job, todo, out, hard_end):
-    """Run the non-stdio units `todo` (indices) in as few children as possible: one child runs them
-    in order and reports each; when it dies or hangs, the unit it was on fails and a fresh child
-    takes the rest. Returns False when stop_on_failure stopped the job."""
-    units, pos = job["units"], 0
-    while pos < len(todo):
-        token = os.urandom(16).hex()
-        batch = todo[pos:]
-        state = {"k": 0, "failed": False}
+class _Run:
+    """The parent's state for one job: the test process, the current program child, the clock."""
 
-        def on_line(line, batch=batch, token=token, state=state):
-            try:
-                msg = json.loads(line.decode("utf-8"))
-                ok = type(msg) is dict and msg.get("token") == token and msg.get("k") == state["k"]
-            except ValueError:
-                ok = False
-            i = batch[state["k"]]
-            v = (
-                _unit_verdict(i, units[i], msg)
-                if ok
-                else {"i": i, "status": "error", "error": "malformed report"}
-            )
-            out.emit(v)
-            state["k"] += 1
-            state["failed"] = v["status"] != "ok"
-            return state["k"] < len(batch) and not (state["failed"] and job.get("stop_on_failure"))
+    def __init__(self, job, out, hard_end):
+        self.job, self.out, self.hard_end = job, out, hard_end
+        self.t = float(job.get("unit_timeout_s", 5))
+        self.tests = self.prog = None
+        self.flood = self.forks = 0
+        self.setup_s = 0.0
 
-        st = _fork(
-            lambda fd, b=batch, t=token: _child_tests(job, [units[i] for i in b], t, fd),
-            b"",
-            float(job.get("unit_timeout_s", 5)),
-            job.get("memory_mb"),
-            False,
-            on_line,
-            hard_end,
+    def deadline(self):
+        return min(time.monotonic() + self.t, self.hard_end)
+
+    def program(self, req):
+        """Send `req` to the program child (a fresh one when there is none); (reply, None), or
+        (None, death) when it dies, hangs or answers out of turn (it is then killed)."""
+        if self.prog is None:
+            self.forks += 1
+            self.prog = _Proc(lambda r, w: _child_program(self.job, r, w), self.job.get("memory_mb"))
+        p = self.prog
+        msg = p.recv(self.deadline()) if p.send(req) else None
+        if msg is not None and msg.get("k") == req["k"]:
+            return msg, None
+        status, why = p.finish()
+        if msg is not None:
+            status, why = "error", "malformed reply"
+        self.flood, self.prog = max(self.flood, p.out_total), None
+        return None, {"status": status, "error": why, "stderr": p.stderr}
+
+    def close(self):
+        for p in (self.prog, self.tests):
+            if p is not None:
+                p.finish()
+                self.flood = max(self.flood, p.out_total)
+        self.prog = self.tests = None
+
+    def direct(self, i, unit):
+        """A ``call`` or ``exec`` test: the program child alone."""
+        msg, dead = self.program(dict(unit, k=i))
+        return dict(dead, i=i) if dead else _unit_verdict(i, unit, msg)
+
+    def relayed(self, i):
+        """A ``test`` statement: the test process runs it; its calls to the program go through here."""
+        tp, died, tampered = self.tests, None, set()
+        if tp is None or not tp.send({"run": i}):
+            return {"i": i, "status": "error", "error": "the test process is not running"}
+        while True:
+            msg = tp.recv(self.deadline())
+            if msg is None or ("call" not in msg and msg.get("end") != i):
+                status, why = tp.finish()
+                self.tests = None
+                return {"i": i, "status": status if msg is None else "error", "error": "test process: " + why}
+            if "call" not in msg:
+                break
+            req = {"k": i, "kind": "call", "name": str(msg["call"]), "args": msg.get("args"), "kwargs": msg.get("kwargs")}
+            reply, dead = self.program(req)
+            if reply is not None and (reply.get("exit") or str(reply.get("error", "")).startswith("MemoryError")):
+                dead = {"status": "early_exit" if reply.get("exit") else "memory", "error": reply["error"]}
+            if reply is not None and type(reply.get("tampered")) is list:
+                tampered.update(str(x)[:40] for x in reply["tampered"][:10])
+            if dead:
+                died = died or dead
+                tp.send({"died": True, "error": dead["error"]})
+            elif "value" in reply:
+                try:
+                    decode(reply["value"])  # validated here too: only plain data reaches the tests
+                    tp.send({"value": reply["value"]})
+                except Exception as e:  # noqa: BLE001
+                    tp.send({"error": f"bad result: {e}", "etype": "TypeError"})
+            else:
+                tp.send({"error": str(reply.get("error", ""))[:300], "etype": str(reply.get("etype", ""))})
+        v = {"i": i, "status": "ok", "bool": msg.get("ok") is True}
+        if msg.get("ok") is not True:
+            v["error"] = str(msg.get("error", ""))[:300]
+        if died:  # whatever the statement made of it, a test during which the program died fails
+            v.update(status=died["status"], error=died["error"])
+        if tampered:
+            v["tampered"] = sorted(tampered)[:10]
+        return v
+
+    def start_tests(self, specs, off, size):
+        """Fork the test process (it has run no model code, and never will), hand it the nonce and
+        its spec through its pipe, then wait until it has written the expected values."""
+        real = os.dup(1)
+        self.forks += 1
+        j = self.out.j
+        tp = _Proc(
+            lambda r, w, o: _child_tests(lambda nonce: _Out(bytearray(nonce), len(nonce), o, j), r, w),
+            self.job.get("memory_mb"),
+            [real],
         )
-        pos += state["k"]
-        if st["out_total"] > 65536:  # printed floods are drained; the host flags them
-            out.emit({"out_flood": st["out_total"]})
-        if state["failed"] and job.get("stop_on_failure"):
-            return False
-        if pos < len(todo) and state["k"] < len(batch):  # the child ended on unit todo[pos]
-            status, why = _death(st)
-            out.emit({"i": todo[pos], "status": status, "error": why, "stderr": st["err"][-300:]})
-            pos += 1
-            if job.get("stop_on_failure") or time.monotonic() >= hard_end:
-                return False
-    return True
+        os.close(real)
+        try:
+            _write_all(tp.w, memoryview(self.out.mm)[: self.out.n])
+            _write_all(tp.w, b" ")
+            _write_all(tp.w, memoryview(specs)[off : off + size])
+            _write_all(tp.w, b"\n")
+        except OSError:
+            pass
+        specs[off : off + size] = bytes(size)
+        msg = tp.recv(self.deadline())
+        if msg is None or msg.get("ready") is not True:
+            tp.finish()
+            self.out.emit({"ref_error": "the test process did not start"})
+            return
+        self.tests = tp
+
+
+def _stdio(run, i, unit):
+    native = run.job.get("native")
+    st = _fork(
+        (lambda fd: _exec_sh("exec " + native["run"], fd)) if native else (lambda fd: _child_stdio(run.job, fd)),
+        unit.get("stdin", "").encode(),
+        min(run.t, run.hard_end - time.monotonic()),
+        run.job.get("memory_mb"),
+        True,
+    )
+    return _stdio_verdict(i, st)
+
+
+def _grade_one(sub, out, specs, where, dumpable):
+    """All tests of one completion (one entry of the job's batch); ends with its ``done`` line."""
+    t0 = time.monotonic()
+    r0 = [resource.getrusage(who) for who in (resource.RUSAGE_SELF, resource.RUSAGE_CHILDREN)]
+    run = _Run(sub, out, t0 + float(sub.get("budget_s", 60)))
+    if out.j in where:
+        run.start_tests(specs, *where[out.j])
+    broken = _compile(sub, run.hard_end) if sub.get("native") else None
+    run.compiles = 1 if sub.get("native") else 0
+    run.setup_s = time.monotonic() - t0
+    units = sub["units"]
+    for i, unit in enumerate(units):
+        if broken:
+            out.emit({"i": i, "status": "error", "error": broken})
+            continue
+        if time.monotonic() >= run.hard_end:
+            break
+        kind = unit["kind"]
+        v = _stdio(run, i, unit) if kind == "stdio" else run.relayed(i) if kind == "test" else run.direct(i, unit)
+        out.emit(v)
+        failed = v["status"] != "ok" or (kind == "test" and v.get("bool") is not True)
+        if failed and sub.get("stop_on_failure"):
+            break
+    run.close()
+    if run.flood > 65536:  # printed floods are drained; the host flags them
+        out.emit({"out_flood": run.flood})
+    r1 = [resource.getrusage(who) for who in (resource.RUSAGE_SELF, resource.RUSAGE_CHILDREN)]
+    me, kids = [a.ru_utime + a.ru_stime - b.ru_utime - b.ru_stime for a, b in zip(r1, r0)]
+    cpu = {"parent": round(me, 5), "children": round(kids, 5), "setup_wall": round(run.setup_s, 5), "forks": run.forks}
+    cpu["compiles"] = run.compiles
+    out.emit({"done": True, "dumpable": dumpable, "units": len(units), "wall": round(time.monotonic() - t0, 5), "cpu": cpu})
+
+
+def _place_program(j, progs, source):
+    """Write completion j's program from our private mapping to `source` in the scratch dir (never a
+    Python object here: no later child finds a sibling's program in memory)."""
+    mm, at = progs
+    off, size = at.get(j, (0, 0))
+    fd = os.open(source, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    try:
+        _write_all(fd, memoryview(mm)[off : off + size])
+    finally:
+        os.close(fd)
+    mm[off : off + size] = bytes(size)
 
 
 def main():
-    """Run every unit of ./rlvr_job.json and print one verdict line per unit (see the docstring)."""
-    t0 = time.monotonic()
+    """Grade every completion of the job, one verdict line per test (see the docstring)."""
     dumpable = not _nondumpable()
     with open("rlvr_job.json", encoding="utf-8") as f:
-        job = json.load(f)
+        job = json.load(f)  # the batch's size and options only: no program, no test
     os.unlink("rlvr_job.json")
-    out = _Out(*_read_nonce())
-    for name in job.get("preload", ()):  # stdlib modules the program imports: once here, not per child
+    mm, n = _read_nonce()
+    _wipe_on_fork(mm)
+    out = _Out(mm, n)
+    count = job["count"]
+    subs, progs, specs = (_read_files(p, count) for p in ("rlvr_sub_%d.json", "rlvr_prog_%d", "rlvr_tests_%d.json"))
+    for name in job.get("preload", ()):  # stdlib modules the programs import: once here, not per child
         try:
             __import__(name)
         except Exception:  # noqa: BLE001, S110 - the child will raise the same ImportError itself
             pass
-    if os.path.exists("rlvr_ref.json"):  # only the reference child reads it: we never hold expected values
-        pid = os.fork()
-        if pid == 0:
-            try:
-                with open("rlvr_ref.json", encoding="utf-8") as f:
-                    _child_ref(json.load(f), out)
-            finally:
-                os._exit(0)
-        _wait(pid, float(job.get("unit_timeout_s", 5)))
-        os.unlink("rlvr_ref.json")
-    out.wipe_on_fork()
-    hard_end = t0 + float(job.get("budget_s", 60))
-    units, todo, go = job["units"], [], True
-    for i, unit in enumerate(units + [None]):
-        if unit is not None and unit["kind"] != "stdio":
-            todo.append(i)
-            continue
-        if todo and go:
-            go = _run_tests(job, todo, out, hard_end)
-        todo = []
-        if unit is None or not go or time.monotonic() >= hard_end:
-            break
-        st = _fork(
-            lambda fd: _child_stdio(job, fd),
-            unit.get("stdin", "").encode(),
-            min(float(job.get("unit_timeout_s", 5)), hard_end - time.monotonic()),
-            job.get("memory_mb"),
-            True,
-        )
-        v = _stdio_verdict(i, st)
-        out.emit(v)
-        go = not (job.get("stop_on_failure") and v["status"] != "ok")
-    out.emit({"done": True, "dumpable": dumpable, "units": len(units)})
+    for j in range(count):
+        if j and job.get("sweep"):
+            _sweep()
+        off, size = subs[1][j]
+        sub = json.loads(bytes(subs[0][off : off + size]))  # inputs and task definitions: no secret
+        sub["program_file"] = (sub.get("native") or {}).get("source") or "solution.py"
+        _place_program(j, progs, sub["program_file"])
+        _grade_one(sub, out.tagged(j), specs[0], specs[1], dumpable)
     os._exit(0)  # everything is written (os.writev); skip interpreter teardown

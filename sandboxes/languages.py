@@ -7,8 +7,8 @@ scratch dir. Python is special: the worker runs it by `exec` in a forked, preloa
 (no start-up cost), so its `run` is empty.
 
 What this module does not do: build images (`rlvr.sandboxes.build`) or run anything
-(`rlvr.sandboxes.docker`). The test suite runs Python everywhere and C++ in one Docker test
-(compile, run with stdin, a segfault reported as signal 11).
+(`rlvr.sandboxes.docker`). The code verifier grades a compiled language's stdin/stdout tests
+with the same table: its harness compiles once per completion and runs the binary per test.
 
 Try it::
 
@@ -44,6 +44,7 @@ DEFAULT_PRELOAD: tuple[str, ...] = (
     "itertools",
     "json",
     "math",
+    "mmap",
     "operator",
     "random",
     "re",
@@ -63,7 +64,8 @@ class Language:
     name: key in `LANGUAGES`; image: the tag `rlvr sandbox build --language NAME` produces;
     packages: Debian packages installed into that image; source: the file the program is written
     to; compile: shell command run first (empty: none); run: shell command that runs the program
-    (empty: Python's in-process fast path).
+    (empty: Python's in-process fast path); fences: the tags of a completion's code block that
+    mean this language.
     """
 
     name: str
@@ -72,6 +74,7 @@ class Language:
     source: str = "main.py"
     compile: str = ""
     run: str = ""
+    fences: tuple[str, ...] = ("",)  # code-fence tags a completion may use for it ("": untagged)
 
     def worker_spec(self) -> dict[str, str]:
         """What the worker needs to know (empty for in-process Python)."""
@@ -81,7 +84,7 @@ class Language:
 
 
 LANGUAGES: dict[str, Language] = {
-    "python": Language("python", "rlvr-sandbox:py3", ("python3",)),
+    "python": Language("python", "rlvr-sandbox:py3", ("python3",), fences=("python", "py", "python3", "")),
     "cpp": Language(
         "cpp",
         "rlvr-sandbox:cpp",
@@ -89,6 +92,7 @@ LANGUAGES: dict[str, Language] = {
         source="main.cpp",
         compile="g++ -O2 -std=c++17 -o main main.cpp",
         run="./main",
+        fences=("cpp", "c++", "cc", "cxx", ""),
     ),
 }
 

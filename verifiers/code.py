@@ -1,18 +1,23 @@
 """The code verifier: run the model's program against unit tests in a sandbox, with trusted grading.
 
 ``get_verifier("code", sandbox="auto", reward="fraction", timeout_s=10, test_timeout_s=4, ...)``
-extracts the program (the last fenced block of the task's language, or a configured regex), turns
-``sample.tests`` into test units (schemas in docs/code_verifier.md: HumanEval ``check(candidate)``,
-MBPP assert lists, function-call cases, stdin/stdout cases), runs `rlvr.sandboxes.harness` in the
-sandbox and compares on the host. Expected values that are literals never enter the sandbox; the
-harness sends back plain-data values over a channel the program cannot reach, the comparison is
-type-strict (`rlvr.sandboxes.harness.canon`), and a test without a verdict fails.
+extracts the program (the last fenced block of the task's language, or a configured regex), plans
+``sample.tests`` into tests (schemas in docs/code_verifier.md: HumanEval ``check(candidate)``,
+MBPP assert lists, function-call cases, stdin/stdout cases; `rlvr.verifiers._code_plan`), runs
+`rlvr.sandboxes.harness` in the sandbox and compares on the host (`rlvr.verifiers._code_grade`).
+Literal expected values never enter the sandbox; a test that computes its expected value runs in
+a test process with the task's own helpers, where the program is only reachable through
+plain-data calls; values come back as plain data over a channel the program cannot reach, the
+comparison is type-strict (`rlvr.sandboxes.harness.canon`), and a test without a verdict fails.
+Each test says where it ran (``info["tests"][i]["where"]``); the ``suspicious`` flag is decided in
+`CodeVerifier._grade` and, with ``zero_suspicious`` (default), zeroes the reward.
 
-What it does not do: isolate anything itself (that is the sandbox's job), or make asserts it cannot
-rewrite trustworthy: those run next to the program and are flagged ``untrusted_asserts``.
-Concurrency: one call runs one sandbox job; `score_many` hands a batch to the pool's `run_many`,
-which is the right way to use a Docker pool from one process. The verifier pickles without its
-pool (workers recreate a shared one lazily).
+What it does not do: isolate anything itself (that is the sandbox's job), or make trustworthy the
+few test statements that need the program's objects themselves: those run next to the program
+and are flagged (``where: next_to_program``, ``untrusted_asserts``). Concurrency: one call runs
+one sandbox job; `score_many` packs up to 8 completions per job on a Docker pool and keeps every
+slot busy (one thread per slot), the right way to use a Docker pool from one process. The verifier
+pickles without its pool (workers recreate a shared one lazily).
 
 Try it::
 
@@ -25,36 +30,33 @@ Try it::
 
 from __future__ import annotations
 
-import ast
 import atexit
 import json
 import logging
 import os
 import re
 import secrets
-import sys
 import threading
 from collections.abc import Sequence
-from pathlib import Path
+from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
-import rlvr.sandboxes._harness_child as _harness_child
-import rlvr.sandboxes._values as _values
-import rlvr.sandboxes.harness as _harness
-from rlvr.sandboxes._values import canon, digest, norm_ws
 from rlvr.sandboxes.base import DEFAULT_OUTPUT_CAP, Job, Sandbox
+from rlvr.sandboxes.harness import harness_source
+from rlvr.sandboxes.languages import LANGUAGES, get_language
+from rlvr.verifiers._code_grade import cached_plan as _cached_plan
+from rlvr.verifiers._code_grade import compare as _compare
+from rlvr.verifiers._code_grade import parse_verdicts as _parse
+from rlvr.verifiers._code_grade import scan
 from rlvr.verifiers._code_plan import Plan as Plan  # re-exported: tests and docs import these from here
-from rlvr.verifiers._code_plan import plan_tests, static_suspicion
+from rlvr.verifiers._code_plan import plan_tests as plan_tests  # re-exported, as Plan
 from rlvr.verifiers.base import Sample, Score, VerifierError, register_verifier
 
 __all__ = ["CodeVerifier", "extract_code", "shared_sandbox"]
 
 log = logging.getLogger("rlvr.verifiers.code")
 
-# Shipped as each job's code (then "main()"): values, the children's bodies, the parent. See the harness.
-_HARNESS_PARTS = (_values, _harness_child, _harness)
-HARNESS_SRC = "\n".join(Path(m.__file__).read_text(encoding="utf-8") for m in _HARNESS_PARTS)
-_LANG_TAGS = {"python": ("python", "py", "python3", "")}
+HARNESS_SRC = harness_source()  # each job's code: values, the children's bodies, the parent, main()
 _FENCE = re.compile(r"```[ \t]*([A-Za-z0-9_+-]*)[^\n]*\n(.*?)(?:```|\Z)", re.DOTALL)
 
 _SHARED: dict[tuple[str, int], Sandbox] = {}
@@ -74,20 +76,22 @@ def extract_code(completion: str, language: str = "python", pattern: str | None 
             return None
         m = ms[-1]
         return m.group(1) if m.groups() else m.group(0)
-    tags = _LANG_TAGS.get(language, (language, ""))
+    tags = LANGUAGES[language].fences if language in LANGUAGES else (language, "")
     blocks = [body for tag, body in _FENCE.findall(completion) if tag.lower() in tags]
     code = blocks[-1] if blocks else None
     return code if code and code.strip() else None
 
 
-def shared_sandbox(kind: str = "auto") -> Sandbox:
+def shared_sandbox(kind: str = "auto", language: str = "python") -> Sandbox:
     """This process's shared pool: Docker when `kind` is "docker" (or "auto" and Docker works), else
-    a LocalSandbox (which warns loudly). Created on first use, closed at exit."""
+    a LocalSandbox (which warns loudly). Created on first use, closed at exit. For another
+    `language` of `rlvr.sandboxes.languages`, the Docker pool uses that language's image (the
+    grading harness compiles the program there); LocalSandbox needs its compiler on this machine."""
     if kind not in ("auto", "docker", "local"):
         raise VerifierError(
             f"code verifier: sandbox must be 'auto', 'docker', 'local' or a Sandbox; got {kind!r}"
         )
-    key = (kind, os.getpid())
+    key = (kind, language, os.getpid())
     with _SHARED_LOCK:
         if key not in _SHARED:
             sb = None
@@ -95,7 +99,7 @@ def shared_sandbox(kind: str = "auto") -> Sandbox:
                 try:
                     from rlvr.sandboxes.docker import DockerSandbox
 
-                    sb = DockerSandbox()
+                    sb = DockerSandbox(image=get_language(language).image)
                 except Exception as e:
                     if kind == "docker":
                         raise
@@ -118,12 +122,19 @@ class CodeVerifier:
     """Unit-test reward for code (see the module docstring and docs/code_verifier.md).
 
     sandbox: "auto" | "docker" | "local" | a Sandbox instance (not pickled: a copy made for another
-    process uses that process's shared pool of the same kind). reward: "fraction" of tests passed
+    process uses that process's shared pool of the same kind). language: a key of
+    `rlvr.sandboxes.languages.LANGUAGES` ("python", "cpp"); a compiled language is graded on
+    stdin/stdout tests, compiled once per completion and run once per test. reward: "fraction" of tests passed
     or "all_or_nothing". timeout_s: budget for one completion (all its tests); test_timeout_s: per
     test. memory_mb: per test process. whitespace_tolerant: for stdin/stdout tests.
     program_prefix: prepended to the program (default ``from typing import *``, as HumanEval
     prompts carry it). stop_on_failure: stop at the first failing test (default: with
     all_or_nothing, where later tests cannot change the reward). pattern: a regex for extraction.
+    zero_suspicious: a completion flagged ``suspicious`` (``info["suspicious_reasons"]``: what
+    the program's source does, or builtins it modified at runtime) scores 0 (default, for RL);
+    False keeps its test score and only flags it (e.g. to compare with other evaluators).
+    batch: completions per sandbox job in `score_many` (default: up to 8 on a Docker pool, 1
+    elsewhere).
     """
 
     def __init__(
@@ -138,15 +149,19 @@ class CodeVerifier:
         program_prefix: str = "from typing import *\n",
         stop_on_failure: bool | None = None,
         pattern: str | None = None,
+        zero_suspicious: bool = True,
+        batch: int | None = None,
     ):
         if reward not in ("fraction", "all_or_nothing"):
             raise VerifierError(
                 f"code verifier: reward must be 'fraction' or 'all_or_nothing'; got {reward!r}"
             )
-        if language != "python":
+        if language not in LANGUAGES:
             raise VerifierError(
-                f"code verifier: only language='python' is supported so far; got {language!r}"
+                f"code verifier: language must be one of {', '.join(sorted(LANGUAGES))}; got {language!r}"
             )
+        if language != "python" and program_prefix == "from typing import *\n":
+            program_prefix = ""
         if not isinstance(sandbox, str) and not isinstance(sandbox, Sandbox):
             raise VerifierError(f"code verifier: sandbox {sandbox!r} does not implement the Sandbox protocol")
         if isinstance(sandbox, str) and sandbox not in ("auto", "docker", "local"):
@@ -157,6 +172,7 @@ class CodeVerifier:
         self.timeout_s, self.test_timeout_s = float(timeout_s), float(test_timeout_s)
         self.memory_mb, self.whitespace_tolerant = int(memory_mb), whitespace_tolerant
         self.program_prefix, self.pattern = program_prefix, pattern
+        self.zero_suspicious, self.batch = bool(zero_suspicious), batch
         self.stop_on_failure = reward == "all_or_nothing" if stop_on_failure is None else stop_on_failure
 
     # -- pickling: never a live pool ------------------------------------------------------------
@@ -167,15 +183,15 @@ class CodeVerifier:
         return state
 
     def _sandbox(self) -> Sandbox:
-        return shared_sandbox(self.sandbox) if isinstance(self.sandbox, str) else self.sandbox
+        return shared_sandbox(self.sandbox, self.language) if isinstance(self.sandbox, str) else self.sandbox
 
     # -- scoring --------------------------------------------------------------------------------
     def __call__(self, completion: str, sample: Sample) -> Score:
         prepared = self._prepare(completion, sample)
         if isinstance(prepared, Score):
             return prepared
-        job, ctx = prepared
-        return self._grade(self._run(job), ctx)
+        job = self._pack([prepared], sweep=False)
+        return self._grade(self._run(job), prepared[2], 0)
 
     def _run(self, job: Job) -> Any:
         """One job; a sandbox failure (a lost container, not the program) is retried once."""
@@ -186,30 +202,89 @@ class CodeVerifier:
             res = sb.run(job.code, files=job.files, timeout_s=job.timeout_s, memory_mb=job.memory_mb)
         return res
 
+    def _batch_size(self, n: int, sb: Sandbox) -> int:
+        """Completions per sandbox job: several only in a container pool, where the harness can
+        kill every leftover of one program before the next (``kill(-1)``; see the harness)."""
+        if self.batch is not None:
+            return max(1, int(self.batch))
+        if type(sb).__name__ != "DockerSandbox":
+            return 1
+        return max(1, min(8, -(-n // max(1, int(getattr(sb, "size", 1))))))
+
     def score_many(self, completions: Sequence[str], samples: Sequence[Sample]) -> list[Score]:
-        """Score a batch through the pool's `run_many` (all slots busy); Scores in input order."""
+        """Score a batch with every sandbox slot busy; Scores in input order. On a Docker pool each
+        sandbox job grades up to 8 completions of different tasks one after another (one worker
+        fork and harness start for all of them); a completion whose job did not finish it is graded
+        again alone. One thread per slot prepares, runs and grades its jobs, so the host's work
+        overlaps the sandbox's."""
         if len(completions) != len(samples):
             raise VerifierError(f"score_many: {len(completions)} completions but {len(samples)} samples")
-        prepared = [self._prepare(c, s) for c, s in zip(completions, samples)]
-        todo = [i for i, p in enumerate(prepared) if not isinstance(p, Score)]
-        results = self._sandbox().run_many([prepared[i][0] for i in todo]) if todo else []
-        out: list[Score] = [p if isinstance(p, Score) else None for p in prepared]  # type: ignore[misc]
-        for i, res in zip(todo, results):
-            out[i] = self._grade(self._run(prepared[i][0]) if res.error else res, prepared[i][1])
-        return out
+        out: list[Score | None] = [None] * len(completions)
+        todo = []
+        for i, c in enumerate(completions):
+            if extract_code(c, self.language, self.pattern) is None:
+                out[i] = Score(0.0, False, {"reason": "no_code"})
+            else:
+                todo.append(i)
+        if not todo:
+            return out  # type: ignore[return-value]
+        sb = self._sandbox()
+        keys = [id(_cached_plan(samples[i]).checks) for i in todo]
+        groups = _deal(todo, keys, self._batch_size(len(todo), sb))
 
-    def _prepare(self, completion: str, sample: Sample) -> tuple[Job, dict] | Score:
+        def work(g: list[int]) -> None:
+            items = [self._prepare(completions[i], samples[i]) for i in g]
+            job = self._pack(items, sweep=len(g) > 1)  # type: ignore[arg-type]
+            if len(g) == 1:
+                out[g[0]] = self._grade(self._run(job), items[0][2], 0)  # type: ignore[index]
+                return
+            res = sb.run(job.code, files=job.files, timeout_s=job.timeout_s, memory_mb=job.memory_mb)
+            parts = {} if res.error else _parse(res.stdout, items[0][2]["nonce"])  # type: ignore[index]
+            for j, (i, item) in enumerate(zip(g, items)):
+                if parts.get(j, ({}, {}, None))[2] is None:  # its job ended before it did: alone
+                    out[i] = self._grade(self._run(self._pack([item], sweep=False)), item[2], 0)  # type: ignore[index,list-item]
+                else:
+                    out[i] = self._grade(res, item[2], j, parts[j])  # type: ignore[index]
+
+        with ThreadPoolExecutor(max_workers=max(1, int(getattr(sb, "size", 1))), thread_name_prefix="rlvr-code") as ex:
+            list(ex.map(work, groups))
+        return out  # type: ignore[return-value]
+
+    def _pack(self, items: list[tuple[dict, str | None, dict]], sweep: bool) -> Job:
+        """One sandbox job grading `items` (from `_prepare`) in order; sets each ctx's nonce.
+        Each completion's program and tests travel in files of their own, which the harness hands
+        to that completion's children only."""
+        nonce = secrets.token_hex(16)
+        preload = sorted({m for sub, _, _ in items for m in sub["preload"]})
+        head = {"count": len(items), "sweep": sweep, "preload": preload}
+        files = {"rlvr_job.json": json.dumps(head), "rlvr_nonce": nonce}
+        for j, (sub, spec, ctx) in enumerate(items):
+            ctx["nonce"] = nonce
+            files[f"rlvr_sub_{j}.json"] = json.dumps({k: v for k, v in sub.items() if k != "program"})
+            files[f"rlvr_prog_{j}"] = sub["program"]
+            if spec is not None:
+                files[f"rlvr_tests_{j}.json"] = spec
+        timeout = sum(max(0.5, self.timeout_s) for _ in items) + 0.5 * (len(items) - 1)
+        return Job(code=HARNESS_SRC, files=files, timeout_s=timeout, memory_mb=self.memory_mb + 128)
+
+    def _prepare(self, completion: str, sample: Sample) -> tuple[dict, str | None, dict] | Score:
         program = extract_code(completion, self.language, self.pattern)
         if program is None:
             return Score(0.0, False, {"reason": "no_code"})
-        plan = plan_tests(sample.tests, sample.metadata)
+        plan = _cached_plan(sample)
         if not plan.units:
             raise VerifierError(f"code verifier: sample {sample.metadata.get('id', '?')!r} has no tests")
-        nonce = secrets.token_hex(16)
         budget = max(0.5, self.timeout_s - 0.5)
-        harness_job = {
+        native = get_language(self.language).worker_spec()
+        if native and not plan.stdio_only:
+            raise VerifierError(
+                f"code verifier: sample {sample.metadata.get('id', '?')!r}: field 'tests': language "
+                f"{self.language!r} is graded on stdin/stdout tests only"
+            )
+        static, imports = ([], []) if native else scan(program, self.program_prefix, stdio_only=plan.stdio_only)
+        sub = {
             "program": self.program_prefix + program,
-            "setup": plan.setup,
+            "task_defs": plan.task_source(),
             "entry": plan.entry,
             "cand": plan.cand,
             "units": plan.units,
@@ -217,42 +292,30 @@ class CodeVerifier:
             "budget_s": budget,
             "memory_mb": self.memory_mb,
             "stop_on_failure": self.stop_on_failure,
-            "preload": _stdlib_imports(self.program_prefix + program),
+            "preload": imports,
+            "native": native or None,
         }
-        files = {"rlvr_job.json": json.dumps(harness_job), "rlvr_nonce": nonce}
-        if plan.ref_exprs:
-            files["rlvr_ref.json"] = json.dumps({"setup": plan.setup, "exprs": plan.ref_exprs})
-        job = Job(
-            code=HARNESS_SRC + "\nmain()\n",
-            files=files,
-            timeout_s=self.timeout_s,
-            memory_mb=self.memory_mb + 128,
-        )
-        stdio_only = all(u["kind"] == "stdio" for u in plan.units)
-        ctx = {
-            "nonce": nonce,
-            "checks": plan.checks,
-            "untrusted": plan.untrusted,
-            "static": static_suspicion(program, allow_exit=stdio_only),
-        }
-        return job, ctx
+        ctx = {"checks": plan.checks, "untrusted": plan.untrusted, "static": static}
+        return sub, plan.spec, ctx
 
-    def _grade(self, res: Any, ctx: dict) -> Score:
+    def _grade(self, res: Any, ctx: dict, j: int, part: tuple | None = None) -> Score:
+        """The Score of completion `j` of the job that produced `res`."""
         checks = ctx["checks"]
-        verdicts, refs, done = _parse(res.stdout, ctx["nonce"])
+        verdicts, refs, done = part or _parse(res.stdout, ctx["nonce"]).get(j, ({}, {}, None))
+        timed_out = bool(res.timed_out) and done is None
         tests: list[dict] = []
         flags = {
             "early_exit": False,
-            "timeout": bool(res.timed_out),
-            "memory": bool(res.memory_exceeded),
+            "timeout": timed_out,
+            "memory": bool(res.memory_exceeded) and done is None,
             "output_truncated": bool(refs.get("out_flood")),
         }
         runtime: list[str] = []
         for i, chk in enumerate(checks):
             v = verdicts.get(i)
             if v is None:
-                why = "timeout" if res.timed_out else "not_run"
-                tests.append({"ok": False, "error": why, "test": chk["label"]})
+                why = "timeout" if timed_out else "not_run"
+                tests.append({"ok": False, "error": why, "test": chk["label"], "where": chk.get("where", "host")})
                 continue
             for name in ("early_exit", "timeout", "memory"):
                 flags[name] |= v.get("status") == name
@@ -263,11 +326,11 @@ class CodeVerifier:
                 runtime.append("builtins modified at runtime: " + ", ".join(v["tampered"][:5]))
                 if chk["cmp"] == "done" and ok:  # asserts that ran next to a tampered runtime prove nothing
                     ok, err = False, "builtins modified"
-            t = {"ok": ok, "error": err, "test": chk["label"]}
+            t = {"ok": ok, "error": err, "test": chk["label"], "where": chk.get("where", "host")}
             if not ok and v.get("preview") is not None:
                 t["got"] = v["preview"]
             tests.append(t)
-        if not done and not res.timed_out and any(t["error"] == "not_run" for t in tests):
+        if done is None and not timed_out and any(t["error"] == "not_run" for t in tests):
             flags["early_exit"] = True  # the harness itself was killed (by the program) before the end
         n_ok = sum(t["ok"] for t in tests)
         all_ok = n_ok == len(tests) > 0
@@ -283,15 +346,18 @@ class CodeVerifier:
             "suspicious": bool(reasons),
             "suspicious_reasons": reasons,
             "untrusted_asserts": ctx["untrusted"],
-            "wall_s": round(res.wall_s, 4),
+            "wall_s": round(float(done.get("wall", res.wall_s)) if done else res.wall_s, 4),
         }
+        if reasons and self.zero_suspicious and reward > 0:  # the suspicious flag is decided just above
+            reward, all_ok = 0.0, False
+            info.update(reason="suspicious", zeroed_as_suspicious=True)
         if res.error:
             info["error"] = f"sandbox: {res.error}"
-        elif res.truncated and len(verdicts) < len(checks) and not res.timed_out:
+        elif res.truncated and len(verdicts) < len(checks) and not timed_out:
             info["error"] = "verdicts_truncated"  # more tests than fit in the 64 KiB of stdout
         elif refs.get("ref_error"):
             info["error"] = f"test setup failed: {refs['ref_error']}"
-        elif res.timed_out and not done:
+        elif timed_out:
             info["error"] = "timeout"
         return Score(reward=reward, passed=all_ok, info=info, suspicious=bool(reasons))
 
@@ -300,111 +366,24 @@ class CodeVerifier:
         return f"CodeVerifier(sandbox={sb!r}, reward={self.reward!r}, timeout_s={self.timeout_s})"
 
 
-def _stdlib_imports(program: str) -> list[str]:
-    """Top-level stdlib modules the program imports: the harness imports them once before forking."""
-    try:
-        tree = ast.parse(program)
-    except (SyntaxError, ValueError, RecursionError, MemoryError):
-        return []
-    names = {a.name.split(".")[0] for n in tree.body if isinstance(n, ast.Import) for a in n.names}
-    names |= {
-        n.module.split(".")[0]
-        for n in tree.body
-        if isinstance(n, ast.ImportFrom) and n.module and not n.level
-    }
-    return sorted(names & sys.stdlib_module_names - {"antigravity", "this", "idlelib", "tkinter", "turtle"})
+def _deal(todo: list[int], keys: list[int], size: int) -> list[list[int]]:
+    """Jobs of at most `size` completions where no two share a task (`keys`: the same tests). The
+    completions of a GRPO group answer one prompt, so a program that found a sibling's in its job
+    could copy it; different tasks' programs are of no use to it.
 
-
-def _parse(stdout: str, nonce: str) -> tuple[dict[int, dict], dict[Any, dict], bool]:
-    """Verdict lines carrying our nonce; the first line per unit wins."""
-    verdicts: dict[int, dict] = {}
-    refs: dict[Any, dict] = {}
-    done = False
-    prefix = nonce + " "
-    for line in stdout.splitlines():
-        if not line.startswith(prefix):
-            continue
-        try:
-            obj = json.loads(line[len(prefix) :])
-        except ValueError:
-            continue
-        if not isinstance(obj, dict):
-            continue
-        if obj.get("done") is True:
-            done = True
-        elif "ref" in obj:
-            refs.setdefault(obj["ref"], obj)
-        elif "out_flood" in obj:
-            refs["out_flood"] = True
-        elif "ref_error" in obj:
-            refs.setdefault("ref_error", obj["ref_error"])
-        elif isinstance(obj.get("i"), int):
-            verdicts.setdefault(obj["i"], obj)
-    return verdicts, refs, done
-
-
-def _expected(chk: dict, refs: dict, field: str) -> Any:
-    """A check's expected value as field "cd" (digest of its canon), "members" (their digests) or "num":
-    from the host-side literal, or from the reference child's line."""
-    tl = chk.get("tl", False)
-    if "ref" not in chk:
-        val = chk["expected"]
-        if field == "cd":
-            return digest(canon(val, tl))
-        if field == "members":
-            if not isinstance(val, (list, tuple, set, frozenset)):
-                raise LookupError("expected value of 'in' is not a container")
-            return [digest(canon(x, tl)) for x in val]
-        return val
-    rec = refs.get(chk["ref"])
-    if rec is None or "error" in rec:
-        raise LookupError("expected value unavailable: " + str((rec or {}).get("error", "reference not run")))
-    key = field + "_tl" if tl and field in ("cd", "members") else field
-    if key not in rec:
-        raise LookupError(f"expected value has no {field}")
-    return rec[key]
-
-
-def _same(v: dict, exp_digest: str) -> bool:
-    if "hash" in v:
-        return v["hash"] == exp_digest
-    return "canon" in v and digest(v["canon"]) == exp_digest
-
-
-def _compare(v: dict, chk: dict, refs: dict, ws: bool) -> tuple[bool, str | None]:
-    if v.get("status") != "ok":
-        return False, f"{v.get('status')}: {v.get('error', '')}".strip()
-    cmp = chk["cmp"]
-    try:
-        if cmp == "done":
-            return True, None
-        if cmp == "stdout":
-            want = digest(norm_ws(chk["expected"])) if ws else digest(chk["expected"])
-            return (v.get("ws" if ws else "raw") == want), (
-                None if v.get("ws" if ws else "raw") == want else "wrong output"
-            )
-        if cmp in ("eq", "ne"):
-            same = _same(v, _expected(chk, refs, "cd"))
-            ok = same if cmp == "eq" else not same
-        elif cmp == "in":
-            ok = any(_same(v, m) for m in _expected(chk, refs, "members"))
-        elif cmp in ("true", "false"):
-            ok = v.get("bool") is (cmp == "true")  # type-strict: `assert f(x)` wants True, not 1 or "x"
-        elif cmp == "approx":
-            got, want = v.get("num"), _expected(chk, refs, "num")
-            if not isinstance(got, float) or isinstance(want, bool) or not isinstance(want, (int, float)):
-                return False, "not a number"
-            diff, tol = abs(got - want), chk["tol"]
-            ok = diff < tol if chk["op"] == "lt" else diff <= tol
-        elif cmp == "isclose":
-            import math
-
-            got, want = v.get("num"), _expected(chk, refs, "num")
-            ok = isinstance(got, float) and math.isclose(
-                got, want, rel_tol=chk["rel_tol"], abs_tol=chk["abs_tol"]
-            )
-        else:
-            return False, f"unknown comparison {cmp!r}"
-    except LookupError as e:
-        return False, str(e)
-    return ok, None if ok else "wrong answer"
+    >>> _deal([0, 1, 2, 3, 4, 5], [7, 7, 7, 8, 8, 9], 3)
+    [[0, 3], [1, 4], [2, 5]]
+    """
+    if size <= 1:
+        return [[i] for i in todo]
+    by_key: dict[int, list[int]] = {}
+    for i, k in zip(todo, keys):
+        by_key.setdefault(k, []).append(i)
+    n = max(-(-len(todo) // size), max(len(v) for v in by_key.values()))
+    jobs: list[list[int]] = [[] for _ in range(n)]
+    c = 0
+    for members in by_key.values():  # consecutive jobs for one task's completions: never two in one
+        for i in members:
+            jobs[c % n].append(i)
+            c += 1
+    return [sorted(j) for j in jobs if j]

@@ -108,3 +108,19 @@ def test_file_names_outside_scratch_rejected(docker_sandbox):
     for bad in ("../escape", "/etc/passwd", "a/../../b", ""):
         with pytest.raises(ValueError, match="files"):
             docker_sandbox.run("print(1)", files={bad: "x"}, timeout_s=5)
+
+
+def test_prelude_runs_precompiled_and_other_code_as_usual(docker_ready):
+    """A job whose code is exactly the pool's prelude runs it (compiled once by the worker); any
+    other code, even one byte off, is compiled in the job's child as usual; a prelude that does not
+    compile leaves the pool working."""
+    from rlvr.sandboxes.docker import DockerSandbox
+
+    pre = "import sys\nprint('prelude', sys.argv[0])\n"
+    with DockerSandbox(size=1, prelude=pre) as sb:
+        assert sb.run(pre, timeout_s=5).stdout == "prelude main.py\n"
+        assert sb.run(pre + " ", timeout_s=5).stdout == "prelude main.py\n"
+        assert sb.run("print(6 * 7)", timeout_s=5).stdout == "42\n"
+    with DockerSandbox(size=1, prelude="def broken(:\n") as sb:
+        assert sb.run("print(1)", timeout_s=5).stdout == "1\n"
+        assert "SyntaxError" in sb.run("def broken(:\n", timeout_s=5).stderr

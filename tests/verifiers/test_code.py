@@ -108,15 +108,26 @@ def test_expected_expression_is_evaluated_without_the_program(v):
     assert not v(py("def srt(x):\n    return x"), sample).passed
 
 
-def test_unrewritable_asserts_run_as_one_flagged_test(v):
+def test_loops_run_in_the_test_process_and_only_object_uses_run_next_to_the_program(v):
+    """A loop over the program's calls runs in the test process (the program behind proxies); a
+    statement that needs a program object (here an attribute of the result) cannot, so it runs next
+    to the program and is flagged per test."""
     sample = Sample(
         tests={
             "entry_point": "ident",
-            "test": ("def check(candidate):\n    for i in range(3):\n        assert candidate(i) == i\n"),
+            "test": (
+                "def check(candidate):\n"
+                "    for i in range(3):\n"
+                "        assert candidate(i) == i\n"
+                "    assert candidate(2).bit_length() == 2\n"
+            ),
         }
     )
     s = v(py("def ident(x):\n    return x"), sample)
-    assert (s.passed, s.info["n_tests"], s.info["untrusted_asserts"]) == (True, 1, 1)
+    assert (s.passed, s.info["n_tests"], s.info["untrusted_asserts"]) == (True, 2, 1)
+    assert [t["where"] for t in s.info["tests"]] == ["test_process", "next_to_program"]
+    bad = v(py("def ident(x):\n    return 2 if x == 2 else 0"), sample)
+    assert [t["ok"] for t in bad.info["tests"]] == [False, True]
 
 
 # -- failures ---------------------------------------------------------------------------------
@@ -232,3 +243,11 @@ def test_tests_may_be_a_json_string():
 
     plan = plan_tests(json.dumps({"inputs": ["1\n", "2\n"], "outputs": ["2\n", "3\n"]}))
     assert [u["kind"] for u in plan.units] == ["stdio", "stdio"]
+
+
+def test_mbpp_function_named_like_a_builtin_is_still_the_programs(v):
+    """`sum` could be the builtin or the program's: such an assert runs next to the program, flagged."""
+    sample = Sample(tests=["assert sum([1, 2]) == 42", "assert sum([]) == 42"])
+    s = v(py("def sum(xs):\n    return 42"), sample)
+    assert s.passed and [t["where"] for t in s.info["tests"]] == ["next_to_program"] * 2
+    assert not v(py("def sum(xs):\n    return 3"), sample).passed
