@@ -152,8 +152,9 @@ def _run_item(verifier: Any, completion: str, sample: Sample) -> tuple[str, Any]
         if not math.isfinite(reward):
             raise ValueError(f"verifier returned a non-finite reward {score.reward!r}")
         passed = None if score.passed is None else bool(score.passed)
-        if reward is not score.reward or passed is not score.passed:
-            score = Score(reward, passed, score.info)
+        suspicious = None if score.suspicious is None else bool(score.suspicious)
+        if reward is not score.reward or passed is not score.passed or suspicious is not score.suspicious:
+            score = Score(reward, passed, score.info, suspicious)
         return "ok", score
     except BaseException as e:  # SystemExit in verifier code is a bug too; SIGINT is ignored in workers
         return "exception", (type(e).__name__, str(e)[:500], traceback.format_exc())

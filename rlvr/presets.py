@@ -21,7 +21,7 @@ from __future__ import annotations
 
 import dataclasses
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Literal
 
 import torch
 
@@ -65,6 +65,9 @@ class AlgoConfig:
     # the batch is full, at most dynamic_sampling_rounds extra generation rounds.
     dynamic_sampling: bool = False
     dynamic_sampling_rounds: int = 3
+    # What a dropped group ties on: the primary verifier's "passed" (DAPO's recipe: all solved or
+    # all failed) or its shaped "reward" (also counts length-penalty differences as signal).
+    dynamic_sampling_filter: Literal["passed", "reward"] = "passed"
     # Truncated completions (hit max_new_tokens): mask them out of the loss ...
     overlong_mask: bool = False
     # ... and/or add DAPO's soft overlong penalty: the last overlong_buffer fraction of

@@ -82,16 +82,20 @@ class Score:
     """What a verifier says about one completion.
 
     reward: feeds advantages. passed: feeds pass@k and group filtering; None means "no opinion"
-    (a pure shaping term such as a length penalty). info: diagnostics, JSON-serialisable. Failures
-    are data: a timeout or a crash is ``passed=False`` with ``info["error"]`` set.
+    (a pure shaping term such as a length penalty). suspicious: the verifier's reward-hacking flag
+    (e.g. the code grader saw a program tamper with its harness); None means "this verifier does
+    not check". The trainer logs its rate whatever the component is called. info: diagnostics,
+    JSON-serialisable. Failures are data: a timeout or a crash is ``passed=False`` with
+    ``info["error"]`` set.
     """
 
     reward: float
     passed: bool | None = None
     info: dict[str, Any] = field(default_factory=dict)
+    suspicious: bool | None = None
 
     def to_dict(self) -> dict[str, Any]:
-        return {"reward": float(self.reward), "passed": self.passed, "info": self.info}
+        return {"reward": float(self.reward), "passed": self.passed, "suspicious": self.suspicious, "info": self.info}
 
 
 @runtime_checkable
@@ -337,16 +341,19 @@ class Combined:
         rewards: dict[str, float] = {}
         passed: dict[str, bool | None] = {}
         info: dict[str, Any] = {}
+        suspicious: list[bool | None] = []
         for key, verifier in self._verifiers().items():
             s = verifier(completion, sample)
             rewards[key], passed[key] = float(s.reward), s.passed
             info[key] = s.info
+            suspicious.append(s.suspicious)
         total = sum(self.weights[k] * r for k, r in rewards.items())
         info.update(rewards=rewards, passed=passed, weights=self.weights, primary=self.primary)
         errors = [info[k]["error"] for k in rewards if isinstance(info[k], dict) and info[k].get("error")]
         if errors:
             info["error"] = errors[0]
-        return Score(reward=total, passed=passed[self.primary], info=info)
+        flags = [s for s in suspicious if s is not None]
+        return Score(reward=total, passed=passed[self.primary], info=info, suspicious=any(flags) if flags else None)
 
     def __repr__(self) -> str:
         return f"combine({self.weights}, primary={self.primary!r})"

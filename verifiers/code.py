@@ -293,7 +293,7 @@ class CodeVerifier:
             info["error"] = f"test setup failed: {refs['ref_error']}"
         elif res.timed_out and not done:
             info["error"] = "timeout"
-        return Score(reward=reward, passed=all_ok, info=info)
+        return Score(reward=reward, passed=all_ok, info=info, suspicious=bool(reasons))
 
     def __repr__(self) -> str:
         sb = self.sandbox if isinstance(self.sandbox, str) else type(self.sandbox).__name__

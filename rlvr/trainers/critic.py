@@ -12,7 +12,7 @@ What it does:
     clipped value loss (`rlvr.losses.value_loss`, token mean, times ``algo.vf_coef``);
   - `state()` / `load_state()`: weights, optimizer and schedule, saved inside the trainer's atomic
     checkpoint (``critic.pt``) so a killed PPO run resumes with its critic.
-- `ppo_step_advantages(ctx, batch, scores, old_logp, ref_logp, state)`: the KL per token
+- `ppo_step_advantages(critic, acc, batch, scores, old_logp, ref_logp, state)`: the KL per token
   (`rlvr.losses.kl_penalty`), PPO's advantages and returns (`rlvr.advantages.ppo_advantages`) and
   the adaptive KL controller's update (`rlvr.losses.adaptive_kl_coef`), with the metrics to log.
 
@@ -132,7 +132,7 @@ class Critic:
 
 
 def ppo_step_advantages(
-    ctx: Any, batch: RolloutBatch, scores: torch.Tensor, old_logp: torch.Tensor, ref_logp: torch.Tensor | None,
+    critic: Critic, acc: Any, batch: RolloutBatch, scores: torch.Tensor, old_logp: torch.Tensor, ref_logp: torch.Tensor | None,
     state: dict[str, Any],
 ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, dict[str, float]]:
     """(advantages, old_values, returns, metrics) for one PPO step; updates ``state["kl_coef"]``.
@@ -140,10 +140,10 @@ def ppo_step_advantages(
     The KL coefficient used for this batch is the controller's current value; afterwards the
     controller moves it towards ``algo.kl_target`` (fixed when kl_target is None).
     """
-    algo = ctx.cfg.algo
+    algo = critic.cfg.algo
     coef = float(state.setdefault("kl_coef", algo.kl_coef))
     kl = kl_penalty(old_logp, ref_logp, algo.kl_estimator) * batch.mask if ref_logp is not None else None
-    values = ctx.critic.values(batch)
+    values = critic.values(batch)
     adv, returns = ppo_advantages(scores, values, batch.mask, kl, kl_coef=coef, gamma=algo.gamma, lam=algo.gae_lambda,
                                   whiten_rewards=algo.whiten_rewards, whiten_advantages=algo.whiten_advantages)
     mask = batch.mask
@@ -155,7 +155,7 @@ def ppo_step_advantages(
     if kl is not None:
         # nats per sequence (what kl_target is measured in) over every process's sequences, so each
         # process's controller makes the same update, with the global batch as its step count (as TRL)
-        acc, n = ctx.acc, len(batch)
+        n = len(batch)
         seq_kl = kl.sum(-1).mean()
         if acc.num_processes > 1:
             seq_kl = acc.reduce(seq_kl.detach().clone(), "mean")

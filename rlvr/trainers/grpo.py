@@ -29,10 +29,11 @@ Try it (a random tiny model, a few seconds a step)::
 from __future__ import annotations
 
 import contextlib
-import dataclasses
 import math
 import sys
 import time
+from collections.abc import Callable
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -42,7 +43,17 @@ from rlvr.alarms import AlarmMonitor
 from rlvr.checkpoint import latest_checkpoint, load_checkpoint, save_checkpoint
 from rlvr.metrics import RunLogger, read_jsonl_metrics
 from rlvr.presets import outcome_advantages
-from rlvr.rollout import forward_logprobs, microbatch_weight, pack_groups, policy_loss, zero_variance
+from rlvr.rollout import (
+    PromptBatch,
+    RolloutPlan,
+    ScoredGroup,
+    collect,
+    evaluate,
+    forward_logprobs,
+    microbatch_weight,
+    pack_groups,
+    policy_loss,
+)
 from rlvr.samplers import SamplingParams
 from rlvr.scoring import Scorer
 from rlvr.trainers import setup
@@ -51,72 +62,56 @@ from rlvr.trainers.config import TrainConfig
 __all__ = ["train"]
 
 
-def _sample_round(ctx: Any, samples: list[Any], seed: int) -> list[dict[str, Any]]:
-    """Generate G completions per sample in chunks, scoring each chunk while the next generates."""
-    cfg, G = ctx.cfg, ctx.cfg.rollout.group_size
-    prompts = [ctx.task.render(s, ctx.tokenizer) for s in samples]
-    n_chunks = min(cfg.rollout.chunks, len(samples))
-    bounds = [round(k * len(samples) / n_chunks) for k in range(n_chunks + 1)]
-    pending = []
-    for k in range(n_chunks):
-        lo, hi = bounds[k], bounds[k + 1]
-        params = dataclasses.replace(ctx.params, seed=seed + k)
-        groups = ctx.sampler.generate(prompts[lo:hi], n=G, params=params)
-        texts = [c.text for g in groups for c in g.completions]
-        pending.append((lo, groups, ctx.scorer.submit(texts, [s for s in samples[lo:hi] for _ in range(G)])))
-    out = []
-    for lo, groups, future in pending:  # verifier work for earlier chunks ran during generation
-        scores = future.result()
-        for b, group in enumerate(groups):
-            out.append({"sample": samples[lo + b], "group": group, "scores": scores[b * G:(b + 1) * G]})
-    return out
+@dataclass
+class Parts:
+    """The run's parts, built once by `train` and passed to the step functions."""
+
+    cfg: TrainConfig
+    acc: Any  # accelerate.Accelerator
+    model: Any  # the policy (prepared by accelerate)
+    tokenizer: Any
+    ref: Any | None  # the frozen reference (only with a KL weight)
+    optimizer: Any
+    scheduler: Any
+    critic: Any | None  # rlvr.trainers.critic.Critic (PPO only)
+    sampler: Any
+    scorer: Any  # rlvr.scoring.Scorer
+    task: Any
+    train_samples: list[Any]
+    plan: RolloutPlan  # what each step collects
 
 
-def _collect(ctx: Any, state: dict[str, Any]) -> tuple[list[dict[str, Any]], dict[str, float]]:
-    """One step's groups (this process's share), with dynamic sampling when the preset asks for it."""
-    cfg, algo, acc = ctx.cfg, ctx.cfg.algo, ctx.acc
-    per_round, quota = cfg.rollout.prompts_per_step, cfg.rollout.prompts_per_step // acc.num_processes
-    kept: list[dict[str, Any]] = []
-    spare: list[dict[str, Any]] = []
-    seen: list[dict[str, Any]] = []
-    rounds = 0
-    while True:
+def rollout_plan(cfg: TrainConfig, num_processes: int = 1) -> RolloutPlan:
+    """What each step collects: G completions of this process's share of the prompts, as the preset says."""
+    params = SamplingParams(temperature=cfg.rollout.temperature, top_p=cfg.rollout.top_p, top_k=cfg.rollout.top_k,
+                            max_new_tokens=cfg.rollout.max_new_tokens, stop=tuple(cfg.rollout.stop))
+    return RolloutPlan.from_algo(cfg.algo, cfg.rollout.group_size, params, cfg.rollout.chunks,
+                                 quota=cfg.rollout.prompts_per_step // num_processes)
+
+
+def prompt_stream(parts: Parts, state: dict[str, Any]) -> Callable[[int], PromptBatch]:
+    """Round -> this process's next prompts, advancing ``state["data_position"]`` (seeded by it, so
+    a resumed run draws what an uninterrupted one would)."""
+    cfg, acc = parts.cfg, parts.acc
+    per_round = cfg.rollout.prompts_per_step
+
+    def draw(_round: int) -> PromptBatch:
         cursor = state["data_position"]
-        idx = setup.data_order(len(ctx.train_samples), cfg.seed, cursor, per_round)[acc.process_index::acc.num_processes]
+        idx = setup.data_order(len(parts.train_samples), cfg.seed, cursor, per_round)[acc.process_index::acc.num_processes]
         state["data_position"] = cursor + per_round
+        samples = [parts.train_samples[i] for i in idx]
         seed = (cfg.seed * 1_000_003 + cursor * 97 + acc.process_index * 13) % (2**62)
-        groups = _sample_round(ctx, [ctx.train_samples[i] for i in idx], seed)
-        for g in groups:
-            g["rewards"] = _shaped_rewards(ctx, g)
-        seen += groups
-        rounds += 1
-        if not algo.dynamic_sampling:
-            kept = groups
-            break
-        for g in groups:
-            flat = bool(zero_variance(g["rewards"][None])[0])
-            (spare if flat or len(kept) >= quota else kept).append(g)
-        missing = torch.tensor([float(quota - len(kept))], device=acc.device)  # NCCL reduces device tensors only
-        if acc.reduce(missing, "sum").item() == 0 or rounds > algo.dynamic_sampling_rounds:
-            break
-    filler = quota - len(kept)  # still short after the extra rounds: pad with tied groups (A = 0)
-    kept += spare[:filler]
-    flat = zero_variance(torch.stack([g["rewards"] for g in seen]))
-    return kept, {"groups/zero_var_frac": flat.float().mean().item(), "groups/dropped": float(flat.sum() - filler if algo.dynamic_sampling else 0),
-                  "groups/sampling_rounds": float(rounds), "_seen": seen}
+        return PromptBatch(samples, [parts.task.render(s, parts.tokenizer) for s in samples], idx, seed)
+
+    return draw
 
 
-def _shaped_rewards(ctx: Any, g: dict[str, Any]) -> torch.Tensor:
-    """(G,) verifier rewards plus DAPO's soft overlong penalty when the preset sets a buffer."""
-    rewards = torch.tensor([float(s.reward) for s in g["scores"]])
-    algo, max_new = ctx.cfg.algo, ctx.cfg.rollout.max_new_tokens
-    if algo.overlong_buffer > 0:
-        from rlvr.advantages import overlong_penalty
-
-        lengths = torch.tensor([len(c.token_ids) for c in g["group"].completions])
-        buffer = max(1, round(algo.overlong_buffer * max_new))
-        rewards = rewards + overlong_penalty(lengths, max_new, buffer, algo.overlong_penalty)
-    return rewards
+def _agree(acc: Any) -> Callable[[int], int] | None:
+    """missing -> missing summed over the processes (every rank stops drawing at the same round)."""
+    if acc.num_processes == 1:
+        return None
+    # NCCL reduces device tensors only
+    return lambda missing: int(acc.reduce(torch.tensor([float(missing)], device=acc.device), "sum").item())
 
 
 def _prefix_group(cfg: TrainConfig, shuffled: bool) -> int:
@@ -135,10 +130,10 @@ def _no_grad_logprobs(model: Any, batch: Any, cfg: TrainConfig, group: int = 1) 
     return torch.cat(parts)
 
 
-def _update(ctx: Any, batch: Any, adv: torch.Tensor, old_logp: torch.Tensor | None, ref_logp: torch.Tensor | None,
+def _update(parts: Parts, batch: Any, adv: torch.Tensor, old_logp: torch.Tensor | None, ref_logp: torch.Tensor | None,
             step: int) -> dict[str, float]:
     """`ppo_epochs` x `num_minibatches` optimizer steps over `batch`, accumulating micro-batches."""
-    cfg, algo, acc = ctx.cfg, ctx.cfg.algo, ctx.acc
+    cfg, algo, acc = parts.cfg, parts.cfg.algo, parts.acc
     n, mbs = len(batch), cfg.optim.micro_batch_size
     entropy = "grad" if algo.entropy_coef > 0 else "metric"
     sums: dict[str, float] = {}
@@ -156,9 +151,9 @@ def _update(ctx: Any, batch: Any, adv: torch.Tensor, old_logp: torch.Tensor | No
             starts = list(range(0, len(mb), mbs))
             for s in starts:
                 rows = slice(s, s + mbs)
-                sync = contextlib.nullcontext() if s == starts[-1] else acc.no_sync(ctx.model)
+                sync = contextlib.nullcontext() if s == starts[-1] else acc.no_sync(parts.model)
                 with sync, acc.autocast():
-                    logp, ent = forward_logprobs(ctx.model, mb, rows, cfg.rollout.temperature, entropy, group)
+                    logp, ent = forward_logprobs(parts.model, mb, rows, cfg.rollout.temperature, entropy, group)
                     old = mb_old[rows] if mb_old is not None else logp.detach()
                     loss, metrics = policy_loss(algo, logp, old, mb_adv[rows], mb.mask[rows], max_len=cfg.rollout.max_new_tokens,
                                                 ref_logp=mb_ref[rows] if mb_ref is not None else None, entropy=ent, sampler_logp=mb.sampler_logp[rows])
@@ -167,45 +162,34 @@ def _update(ctx: Any, batch: Any, adv: torch.Tensor, old_logp: torch.Tensor | No
                     sums[k] = sums.get(k, 0.0) + v
                 count += 1
             if cfg.optim.max_grad_norm is not None:
-                norm = acc.clip_grad_norm_(ctx.model.parameters(), cfg.optim.max_grad_norm)
+                norm = acc.clip_grad_norm_(parts.model.parameters(), cfg.optim.max_grad_norm)
                 sums["grad_norm"] = sums.get("grad_norm", 0.0) + float(norm) * len(starts)
-            ctx.optimizer.step()
-            ctx.scheduler.step()
-            ctx.optimizer.zero_grad(set_to_none=True)
+            parts.optimizer.step()
+            parts.scheduler.step()
+            parts.optimizer.zero_grad(set_to_none=True)
     return {k: v / count for k, v in sums.items()}
 
 
-def _step_metrics(groups: list[dict[str, Any]], extra: dict[str, float]) -> dict[str, float]:
+def _step_metrics(groups: list[ScoredGroup], extra: dict[str, float]) -> dict[str, float]:
     """Reward, accuracy, per-component rewards, lengths and verifier health over the step's groups."""
-    scores = [s for g in groups for s in g["scores"]]
-    comps = [c for g in groups for c in g["group"].completions]
+    scores = [s for g in groups for s in g.scores]
     n = len(scores)
-    rewards = torch.cat([g["rewards"] for g in groups])
+    rewards = torch.cat([g.shaped for g in groups])
+    lengths = [x for g in groups for x in g.lengths]
     out = {"reward/mean": rewards.mean().item(), "reward/std": rewards.std().item() if n > 1 else 0.0,
-           "accuracy": sum(bool(s.passed) for s in scores) / n,
-           "length/mean": sum(len(c.token_ids) for c in comps) / n,
-           "length/clipped_frac": sum(c.finish_reason == "length" for c in comps) / n}
-    for name in sorted({k for s in scores for k in (s.info or {}).get("rewards", {})}):
-        out[f"reward/{name}"] = sum((s.info or {}).get("rewards", {}).get(name, 0.0) for s in scores) / n
+           "accuracy": sum(bool(s.passed) for s in scores) / n, "length/mean": sum(lengths) / n,
+           "length/clipped_frac": sum(t for g in groups for t in g.truncated) / n}
+    comps = [c for g in groups for c in g.component_rewards]
+    for name in sorted({k for c in comps for k in c}):
+        out[f"reward/{name}"] = sum(c.get(name, 0.0) for c in comps) / n
     errors = [(s.info or {}).get("error") for s in scores]
     out["verifier/error_rate"] = sum(e is not None for e in errors) / n
     out["verifier/timeout_rate"] = sum(e == "timeout" for e in errors) / n
-    flags = [(s.info or {}).get("code", {}).get("suspicious") for s in scores if isinstance((s.info or {}).get("code"), dict)]
+    flags = [s.suspicious for s in scores if s.suspicious is not None]  # Score's typed hacking flag
     if flags:
-        out["code/suspicious_rate"] = sum(bool(f) for f in flags) / len(flags)
+        out["code/suspicious_rate"] = sum(flags) / len(flags)
     out.update(extra)
     return out
-
-
-def _rollout_records(groups: list[dict[str, Any]]) -> list[dict[str, Any]]:
-    recs = []
-    for g in groups:
-        for c, s, r in zip(g["group"].completions, g["scores"], g["rewards"].tolist()):
-            info = dict(s.info or {})
-            recs.append({"prompt": g["group"].prompt, "completion": c.text, "answer": g["sample"].answer,
-                         "reward": r, "rewards": info.pop("rewards", {}), "passed": s.passed,
-                         "finish_reason": c.finish_reason, "length": len(c.token_ids), "info": info})
-    return recs
 
 
 def _progress(cfg: TrainConfig, start: int, enabled: bool) -> Any:
@@ -215,11 +199,90 @@ def _progress(cfg: TrainConfig, start: int, enabled: bool) -> Any:
     return tqdm(total=cfg.steps, initial=start, desc="rlvr train", disable=off, dynamic_ncols=True, file=sys.stderr)
 
 
+def _build(cfg: TrainConfig, acc: Any, run_dir: Path, resume: bool) -> tuple[Parts, dict[str, Any], Path | None]:
+    """The run's parts (policy, reference, optimizer, critic, sampler, task) and the resumed state."""
+    from rlvr.tasks import get_task
+
+    path = setup.model_path(cfg, run_dir, acc.is_main_process)
+    acc.wait_for_everyone()
+    model, tokenizer = setup.load_policy(path, cfg)
+    ref = setup.load_reference(path) if cfg.algo.needs_reference else None
+    updates = cfg.steps * cfg.algo.ppo_epochs * cfg.algo.num_minibatches
+    optimizer, scheduler = setup.build_optimizer(cfg, model, updates)
+    state: dict[str, Any] = {"step": 0, "data_position": 0}
+    ckpt = latest_checkpoint(run_dir) if resume else None
+    if resume and ckpt is None:
+        print(f"rlvr train: --resume: no checkpoint in {run_dir}/checkpoints, starting fresh", file=sys.stderr)
+    if ckpt is not None:
+        lora = cfg.model.lora.enabled
+        state = load_checkpoint(ckpt, model=None if lora else model, optimizer=optimizer, scheduler=scheduler)
+        if lora:
+            setup.load_adapter(model, ckpt / "model")
+    model, optimizer = acc.prepare(model, optimizer)
+    critic = None
+    if cfg.algo.needs_critic:
+        from rlvr.checkpoint import load_extra
+        from rlvr.trainers.critic import Critic
+
+        critic = Critic(cfg.critic.path or path, cfg, acc, updates)
+        if ckpt is not None:
+            critic.load_state(load_extra(ckpt, "critic"))
+    sampler = setup.build_sampler(cfg, acc.unwrap_model(model), tokenizer, path)
+    task = get_task(cfg.task.name, **cfg.task.options)
+    parts = Parts(cfg=cfg, acc=acc, model=model, tokenizer=tokenizer, ref=ref, optimizer=optimizer, scheduler=scheduler,
+                  critic=critic, sampler=sampler, scorer=None, task=task, train_samples=task.samples("train"),
+                  plan=rollout_plan(cfg, acc.num_processes))
+    return parts, state, ckpt
+
+
+def _train_step(parts: Parts, state: dict[str, Any], step: int) -> tuple[dict[str, float], list[ScoredGroup]]:
+    """One step: collect, advantages, optimizer steps (and the critic's), weights to the sampler."""
+    cfg, acc, algo = parts.cfg, parts.acc, parts.cfg.algo
+    t0 = time.perf_counter()
+    # 1-2. sample and score (overlapped), shape rewards, dynamic sampling
+    rollout = collect(parts.sampler, parts.scorer, prompt_stream(parts, state), parts.plan,
+                      policy_version=step - 1, agree=_agree(acc))
+    t_gen = time.perf_counter() - t0
+    # 3. advantages per group, then the packed batch (loss masks: truncated rows zeroed when asked)
+    rewards = torch.stack([g.shaped for g in rollout.groups])  # (B, G)
+    batch = pack_groups(rollout.groups, parts.tokenizer.pad_token_id)
+    need_old = algo.ppo_epochs > 1 or algo.num_minibatches > 1 or algo.tis_cap is not None
+    group = _prefix_group(cfg, shuffled=False)
+    old_logp = _no_grad_logprobs(parts.model, batch, cfg, group) if need_old or algo.kl_in == "reward" or parts.critic else None
+    ref_logp = _no_grad_logprobs(parts.ref, batch, cfg, group) if parts.ref is not None else None  # once per step
+    ppo_metrics: dict[str, float] = {}
+    if parts.critic is not None:  # PPO: per-token advantages from the critic and GAE
+        from rlvr.trainers.critic import ppo_step_advantages
+
+        adv, old_values, returns, ppo_metrics = ppo_step_advantages(
+            parts.critic, acc, batch, rewards.reshape(-1), old_logp, ref_logp if algo.kl_in == "reward" else None, state)
+    else:
+        kl_seq = None
+        if ref_logp is not None and algo.kl_in == "reward":
+            from rlvr.losses import kl_reward
+
+            kl_seq = -kl_reward(old_logp, ref_logp, batch.mask, 1.0, algo.kl_estimator).sum(-1).view_as(rewards)
+        adv = outcome_advantages(algo, rewards, kl_seq).reshape(-1)  # (B*G,)
+    # 4. optimizer steps (and the critic's, for PPO)
+    t1 = time.perf_counter()
+    train_metrics = _update(parts, batch, adv, old_logp if need_old else None, ref_logp, step)
+    if parts.critic is not None:
+        train_metrics.update(ppo_metrics)
+        train_metrics.update(parts.critic.update(batch, old_values, returns, step))
+    # 5. weights to the sampler, step metrics averaged over the processes
+    if cfg.rollout.backend != "hf":
+        parts.sampler.update_weights(acc.unwrap_model(parts.model))
+    metrics = _step_metrics(rollout.seen, {**rollout.stats.metrics(), **train_metrics})
+    metrics = {k: acc.reduce(torch.tensor(v, dtype=torch.float64, device=acc.device), "mean").item()
+               for k, v in sorted(metrics.items())}
+    metrics.update({"lr": parts.scheduler.get_last_lr()[0], "time/generate_score": t_gen,
+                    "time/train": time.perf_counter() - t1, "time/step": time.perf_counter() - t0})
+    return metrics, rollout.seen
+
+
 def train(cfg: TrainConfig, *, resume: bool = False, config_yaml: str | None = None) -> dict[str, Any]:
     """Run (or resume) training as `cfg` says; returns a summary (eval accuracy first/last, wall time)."""
     from accelerate import Accelerator
-
-    from rlvr.tasks import get_task
 
     wall = time.perf_counter()
     bf16 = cfg.model.dtype == "bfloat16" or (cfg.model.dtype == "auto" and torch.cuda.is_available() and torch.cuda.is_bf16_supported())
@@ -228,39 +291,8 @@ def train(cfg: TrainConfig, *, resume: bool = False, config_yaml: str | None = N
         raise ValueError(f"rollout.prompts_per_step={cfg.rollout.prompts_per_step} must divide among {acc.num_processes} processes")
     run_dir = Path(cfg.logging.run_dir)
     run_dir.mkdir(parents=True, exist_ok=True)
-    path = setup.model_path(cfg, run_dir, acc.is_main_process)
-    acc.wait_for_everyone()
-    ctx = type("Ctx", (), {})()  # the run's parts, passed to the step functions
-    ctx.cfg, ctx.acc = cfg, acc
-    model, ctx.tokenizer = setup.load_policy(path, cfg)
-    ctx.ref = setup.load_reference(path) if cfg.algo.needs_reference else None
-    updates = cfg.steps * cfg.algo.ppo_epochs * cfg.algo.num_minibatches
-    ctx.optimizer, ctx.scheduler = setup.build_optimizer(cfg, model, updates)
-    state: dict[str, Any] = {"step": 0, "data_position": 0}
-    ckpt = latest_checkpoint(run_dir) if resume else None
-    if resume and ckpt is None:
-        print(f"rlvr train: --resume: no checkpoint in {run_dir}/checkpoints, starting fresh", file=sys.stderr)
-    if ckpt is not None:
-        lora = cfg.model.lora.enabled
-        state = load_checkpoint(ckpt, model=None if lora else model, optimizer=ctx.optimizer, scheduler=ctx.scheduler)
-        if lora:
-            setup.load_adapter(model, ckpt / "model")
-    ctx.model, ctx.optimizer = acc.prepare(model, ctx.optimizer)
-    ctx.critic = None
-    if cfg.algo.needs_critic:
-        from rlvr.checkpoint import load_extra
-        from rlvr.trainers.critic import Critic
-
-        ctx.critic = Critic(cfg.critic.path or path, cfg, acc, updates)
-        if ckpt is not None:
-            ctx.critic.load_state(load_extra(ckpt, "critic"))
-    policy = acc.unwrap_model(ctx.model)
-    ctx.sampler = setup.build_sampler(cfg, policy, ctx.tokenizer, path)
-    ctx.params = SamplingParams(temperature=cfg.rollout.temperature, top_p=cfg.rollout.top_p, top_k=cfg.rollout.top_k,
-                                max_new_tokens=cfg.rollout.max_new_tokens, stop=tuple(cfg.rollout.stop))
-    ctx.task = get_task(cfg.task.name, **cfg.task.options)
-    ctx.train_samples = ctx.task.samples("train")
-    eval_samples = ctx.task.samples(cfg.task.eval_split, cfg.task.eval_limit) if cfg.logging.eval_every else []
+    parts, state, ckpt = _build(cfg, acc, run_dir, resume)
+    eval_samples = parts.task.samples(cfg.task.eval_split, cfg.task.eval_limit) if cfg.logging.eval_every else []
     main = acc.is_main_process
     logger = RunLogger(run_dir, tensorboard=cfg.logging.tensorboard and main, wandb_project=cfg.logging.wandb_project if main else None)
     monitor, start = AlarmMonitor(), int(state["step"])
@@ -269,11 +301,13 @@ def train(cfg: TrainConfig, *, resume: bool = False, config_yaml: str | None = N
         for row in read_jsonl_metrics(logger.path("metrics")) if logger.path("metrics").exists() else []:
             monitor.update(int(row["step"]), {k: v for k, v in row.items() if k != "step"})
     history = {"eval_first": state.get("eval_first"), "eval_last": state.get("eval_last")}
+    held_out = PromptBatch(eval_samples, [parts.task.render(s, parts.tokenizer) for s in eval_samples])
+    greedy = SamplingParams(temperature=0.0, max_new_tokens=cfg.rollout.max_new_tokens, stop=tuple(cfg.rollout.stop))
 
     def run_eval(step: int) -> dict[str, float]:
         if not (main and eval_samples):
             return {}
-        res = setup.evaluate(ctx.sampler, ctx.task, eval_samples, ctx.scorer, cfg, ctx.tokenizer)
+        res = evaluate(parts.sampler, parts.scorer, held_out, greedy)[1]
         history["eval_first"] = res["eval/accuracy"] if history["eval_first"] is None else history["eval_first"]
         history["eval_last"] = res["eval/accuracy"]
         return res
@@ -281,60 +315,19 @@ def train(cfg: TrainConfig, *, resume: bool = False, config_yaml: str | None = N
     bar = _progress(cfg, start, main)
     deadline = None if cfg.max_minutes is None else time.monotonic() + 60 * cfg.max_minutes
     last: dict[str, float] = {}
-    verifier = setup.task_verifier(ctx.task, cfg.task)
+    verifier = setup.task_verifier(parts.task, cfg.task)
     workers = setup.scoring_workers(verifier, cfg.scoring.workers)
-    with Scorer(verifier, workers=workers, timeout_s=cfg.scoring.timeout_s) as ctx.scorer:
+    with Scorer(verifier, workers=workers, timeout_s=cfg.scoring.timeout_s) as parts.scorer:
         if start == 0 and main and eval_samples:
             logger.metrics(0, run_eval(0))
         step = start
         for step in range(start + 1, cfg.steps + 1):
-            t0 = time.perf_counter()
-            # 1-2. sample and score (overlapped), shape rewards, dynamic sampling
-            groups, extra = _collect(ctx, state)
-            seen = extra.pop("_seen")
-            t_gen = time.perf_counter() - t0
-            # 3. advantages per group, then the packed batch
-            rewards = torch.stack([g["rewards"] for g in groups])  # (B, G)
-            batch = pack_groups([g["group"] for g in groups], ctx.tokenizer.pad_token_id)
-            if cfg.algo.overlong_mask:
-                batch.mask_truncated()
-            algo = cfg.algo
-            need_old = algo.ppo_epochs > 1 or algo.num_minibatches > 1 or algo.tis_cap is not None
-            group = _prefix_group(cfg, shuffled=False)
-            old_logp = _no_grad_logprobs(ctx.model, batch, cfg, group) if need_old or algo.kl_in == "reward" or ctx.critic else None
-            ref_logp = _no_grad_logprobs(ctx.ref, batch, cfg, group) if ctx.ref is not None else None  # once per step
-            ppo_metrics: dict[str, float] = {}
-            if ctx.critic is not None:  # PPO: per-token advantages from the critic and GAE
-                from rlvr.trainers.critic import ppo_step_advantages
-
-                adv, old_values, returns, ppo_metrics = ppo_step_advantages(
-                    ctx, batch, rewards.reshape(-1), old_logp, ref_logp if algo.kl_in == "reward" else None, state)
-            else:
-                kl_seq = None
-                if ref_logp is not None and algo.kl_in == "reward":
-                    from rlvr.losses import kl_reward
-
-                    kl_seq = -kl_reward(old_logp, ref_logp, batch.mask, 1.0, algo.kl_estimator).sum(-1).view_as(rewards)
-                adv = outcome_advantages(algo, rewards, kl_seq).reshape(-1)  # (B*G,)
-            # 4. optimizer steps (and the critic's, for PPO)
-            t1 = time.perf_counter()
-            train_metrics = _update(ctx, batch, adv, old_logp if need_old else None, ref_logp, step)
-            if ctx.critic is not None:
-                train_metrics.update(ppo_metrics)
-                train_metrics.update(ctx.critic.update(batch, old_values, returns, step))
-            # 5. weights to the sampler, logs, alarms, eval, checkpoint
-            if cfg.rollout.backend != "hf":
-                ctx.sampler.update_weights(acc.unwrap_model(ctx.model))
-            metrics = _step_metrics(seen, {**extra, **train_metrics})
-            metrics = {k: acc.reduce(torch.tensor(v, dtype=torch.float64, device=acc.device), "mean").item()
-                       for k, v in sorted(metrics.items())}
-            records = _rollout_records(seen) if cfg.logging.rollouts else []
+            metrics, seen = _train_step(parts, state, step)
+            records = [r for g in seen for r in g.records()] if cfg.logging.rollouts else []
             if acc.num_processes > 1 and records:
                 from accelerate.utils import gather_object
 
                 records = gather_object(records)
-            metrics.update({"lr": ctx.scheduler.get_last_lr()[0], "time/generate_score": t_gen,
-                            "time/train": time.perf_counter() - t1, "time/step": time.perf_counter() - t0})
             out_of_time = deadline is not None and time.monotonic() > deadline
             if acc.num_processes > 1:  # every rank stops at the same step
                 out_of_time = bool(acc.reduce(torch.tensor(float(out_of_time), device=acc.device), "max").item())
@@ -354,18 +347,19 @@ def train(cfg: TrainConfig, *, resume: bool = False, config_yaml: str | None = N
             if step == cfg.steps or out_of_time or (cfg.checkpoint.every and step % cfg.checkpoint.every == 0):
                 state.update(step=step, eval_first=history["eval_first"], eval_last=history["eval_last"])
                 if main:
-                    save_checkpoint(run_dir, step, model=acc.unwrap_model(ctx.model), tokenizer=ctx.tokenizer, optimizer=ctx.optimizer,
-                                    scheduler=ctx.scheduler, state=state, config_yaml=config_yaml, keep_last=cfg.checkpoint.keep_last,
-                                    extra={"critic": ctx.critic.state()} if ctx.critic is not None else None)
+                    save_checkpoint(run_dir, step, model=acc.unwrap_model(parts.model), tokenizer=parts.tokenizer,
+                                    optimizer=parts.optimizer, scheduler=parts.scheduler, state=state, config_yaml=config_yaml,
+                                    keep_last=cfg.checkpoint.keep_last,
+                                    extra={"critic": parts.critic.state()} if parts.critic is not None else None)
                 acc.wait_for_everyone()
             if out_of_time:
                 bar.write(f"rlvr train: max_minutes={cfg.max_minutes} reached at step {step}; checkpoint saved")
                 break
     bar.close()
     logger.close()
-    fingerprints = _weight_fingerprints(acc, acc.unwrap_model(ctx.model))
+    fingerprints = _weight_fingerprints(acc, acc.unwrap_model(parts.model))
     if cfg.rollout.backend != "hf":
-        ctx.sampler.close()
+        parts.sampler.close()
     return {"steps": step, "steps_planned": cfg.steps, "finished": step >= cfg.steps,
             "eval_first": history["eval_first"], "eval_last": history["eval_last"],
             "wall_seconds": time.perf_counter() - wall, "last": last, "run_dir": str(run_dir),

@@ -7,8 +7,8 @@
   checkpointing); the reference is loaded only when the KL weight is non-zero.
 - `build_sampler`: HFSampler (shares the policy's weights), VLLMSampler or VLLMServerSampler.
 - `build_optimizer`: AdamW + a warmup schedule from transformers.
-- `task_verifier`, `data_order`, `evaluate`: the task's weighted verifier (with the config's
-  overrides), the seeded prompt order, and greedy held-out accuracy.
+- `task_verifier`, `data_order`: the task's weighted verifier (with the config's overrides) and
+  the seeded prompt order. (Held-out evaluation is `rlvr.rollout.evaluate`.)
 
 What it does not do: the loop itself, or any loss math.
 
@@ -27,10 +27,9 @@ from typing import Any
 
 import torch
 
-from rlvr.samplers import SamplingParams
 from rlvr.verifiers.base import VerifierError, combine, resolve_verifier
 
-__all__ = ["build_optimizer", "build_sampler", "data_order", "evaluate", "load_policy", "load_reference",
+__all__ = ["build_optimizer", "build_sampler", "data_order", "load_policy", "load_reference",
            "model_path", "scoring_workers", "task_verifier"]
 
 log = logging.getLogger("rlvr.train")
@@ -199,18 +198,4 @@ def data_order(n: int, seed: int, cursor: int, count: int) -> list[int]:
             random.Random(f"{seed}:{epoch}").shuffle(perm)
             perms[epoch] = perm
         out.append(perms[epoch][c % n])
-    return out
-
-
-def evaluate(sampler: Any, task: Any, samples: list[Any], scorer: Any, cfg: Any, tokenizer: Any) -> dict[str, float]:
-    """Greedy held-out accuracy: the fraction of `samples` whose primary verifier passes."""
-    prompts = [task.render(s, tokenizer) for s in samples]
-    params = SamplingParams(temperature=0.0, max_new_tokens=cfg.rollout.max_new_tokens, stop=tuple(cfg.rollout.stop))
-    groups = sampler.generate(prompts, n=1, params=params)
-    texts = [g.completions[0].text for g in groups]
-    scores = scorer.submit(texts, samples).result()
-    out = {"eval/accuracy": sum(bool(s.passed) for s in scores) / len(scores),
-           "eval/reward": sum(s.reward for s in scores) / len(scores)}
-    for name in sorted({k for s in scores for k in (s.info or {}).get("rewards", {})}):
-        out[f"eval/reward/{name}"] = sum(s.info["rewards"].get(name, 0.0) for s in scores) / len(scores)
     return out

@@ -71,28 +71,35 @@ class RolloutBatch:
 
 
 def pack_groups(groups: Sequence[Any], pad_id: int) -> RolloutBatch:
-    """Pad every completion of `groups` (prompt-major) into one `RolloutBatch`."""
-    rows = [(g.prompt_token_ids, c) for g in groups for c in g.completions]
+    """Pad every completion of `groups` (prompt-major) into one `RolloutBatch`.
+
+    `groups` are `rlvr.rollout.ScoredGroup`s (whose per-token ``loss_masks`` become ``mask``) or
+    the sampler's `Group`s (mask 1 on every completion token).
+    """
+    rows = [(g.prompt_token_ids, c, m) for g in groups
+            for c, m in zip(g.completions, getattr(g, "loss_masks", None) or [None] * len(g.completions))]
     if not rows:
         raise ValueError("pack_groups: no completions")
-    width = max(len(p) for p, _ in rows)
-    t_len = max(1, max(len(c.token_ids) for _, c in rows))
+    width = max(len(p) for p, _, _ in rows)
+    t_len = max(1, max(len(c.token_ids) for _, c, _ in rows))
     n = len(rows)
     ids = torch.full((n, width + t_len), pad_id, dtype=torch.long)
     attn = torch.zeros((n, width + t_len), dtype=torch.long)
     logp = torch.zeros((n, t_len))
+    mask = torch.zeros((n, t_len))
     truncated = torch.zeros(n, dtype=torch.bool)
-    for i, (prompt, comp) in enumerate(rows):
+    for i, (prompt, comp, loss_mask) in enumerate(rows):
         k = len(comp.token_ids)
         ids[i, width - len(prompt): width] = torch.tensor(prompt)
         ids[i, width: width + k] = torch.tensor(comp.token_ids, dtype=torch.long)
         attn[i, width - len(prompt): width + k] = 1
         logp[i, :k] = torch.tensor(comp.logprobs[:k])
+        mask[i, :k] = 1.0 if loss_mask is None else torch.tensor(loss_mask[:k], dtype=torch.float32)
         truncated[i] = comp.finish_reason == "length"
     positions = (attn.cumsum(-1) - 1).clamp(min=0)  # (N, P+T)
     return RolloutBatch(
         input_ids=ids, attention_mask=attn, position_ids=positions, completion_ids=ids[:, width:],
-        mask=attn[:, width:].float(), sampler_logp=logp, truncated=truncated, prompt_width=width,
+        mask=mask, sampler_logp=logp, truncated=truncated, prompt_width=width,
     )
 
 
