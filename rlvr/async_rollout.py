@@ -152,6 +152,7 @@ class AsyncRollouts:
         self.last_step, self.wait_s, self.poll_s = last_step, wait_s, poll_s
         self.engine_version = version  # the weights the engine holds
         self._snap = initial  # the newest published snapshot
+        self.pending: Snapshot | None = None  # the trainer's newest, not yet published (see `exclusive`)
         self._published = version if initial is None else initial.version
         self._cond = threading.Condition()
         self._lock = threading.Lock()  # held while the engine is in use (producer or `exclusive`)
@@ -183,9 +184,12 @@ class AsyncRollouts:
                 self._cond.wait(self.poll_s)
         return not stop.is_set()
 
-    def _push_newest(self) -> SyncReport | None:
-        """Push the newest published snapshot if the engine holds older weights (lock held)."""
+    def _push_newest(self, candidate: Snapshot | None = None) -> SyncReport | None:
+        """Push the newest published snapshot (or `candidate`, if newer) if the engine holds older
+        weights (lock held)."""
         snap = self._snap
+        if candidate is not None and (snap is None or candidate.version > snap.version):
+            snap = candidate
         if snap is None or snap.version <= self.engine_version:
             return None
         report = push_snapshot(self.sampler, snap)
@@ -269,12 +273,17 @@ class AsyncRollouts:
 
     @contextlib.contextmanager
     def exclusive(self) -> Iterator[None]:
-        """Pause the producer and bring the engine to the newest published weights (for eval)."""
+        """Pause the producer and bring the engine to the newest weights, published or `pending` (eval)."""
         if not self._lock.acquire(timeout=self.wait_s):
             raise SamplerTimeout(f"async rollouts: the engine stayed busy for {self.wait_s:g} s")
         try:
-            self._push_newest()
+            self._push_newest(self.pending)
             yield
+        except Exception as e:
+            dead = self.sampler.dead_engine()
+            if dead:
+                raise SamplerError(f"async rollouts: {dead} (during evaluation or a weight push)") from e
+            raise
         finally:
             self._lock.release()
 

@@ -216,7 +216,8 @@ def policy_loss(
     """The scalar loss of one micro-batch under `algo` (an `AlgoConfig`); shapes (n, T), adv (n,).
 
     L = aggregate(w * policy_term) [+ kl_coef * aggregate(KL) when kl_in == "loss"]
-        [- entropy_coef * aggregate(entropy)], w = TIS weights when ``algo.tis_cap`` is set.
+        [- entropy_coef * aggregate(entropy)], w = TIS weights when ``algo.tis_cap`` is set, or
+        the `rlvr.correction` weights of ``algo.correction``.
     """
     per_token, metrics = POLICY_LOSSES[algo.loss](
         logp, old_logp, adv, mask, clip_low=algo.clip_low, clip_high=algo.clip_high, dual_clip=algo.dual_clip
@@ -225,6 +226,8 @@ def policy_loss(
         w, tis_metrics = tis_weights(old_logp, sampler_logp, mask, algo.tis_cap)
         per_token = per_token * w
         metrics.update(tis_metrics)
+    if algo.correction != "none":
+        per_token = per_token * _correction(algo, old_logp, sampler_logp, mask, metrics)
     norm = algo.norm_length or max_len
     loss = aggregate(per_token, mask, algo.aggregation, norm)
     metrics["loss/policy"] = loss.item()
@@ -240,6 +243,19 @@ def policy_loss(
         if algo.entropy_coef > 0:
             loss = loss - algo.entropy_coef * ent_agg
     return loss, metrics
+
+
+def _correction(algo: Any, old_logp: torch.Tensor, sampler_logp: torch.Tensor | None, mask: torch.Tensor,
+                metrics: dict[str, float]) -> torch.Tensor:
+    """(n, T) rollout-correction weights of `algo.correction` (`rlvr.correction`); adds its metrics."""
+    from rlvr.correction import correction_weights
+
+    if sampler_logp is None:
+        raise ValueError(f"correction={algo.correction!r} needs the sampler's logprobs (sampler_logp)")
+    w, m = correction_weights(algo.correction, old_logp, sampler_logp, mask, cap=algo.correction_cap,
+                              lo=algo.correction_lo, hi=algo.correction_hi)
+    metrics.update(m)
+    return w
 
 
 def zero_variance(rewards: torch.Tensor) -> torch.Tensor:
