@@ -274,8 +274,14 @@ class AsyncRollouts:
     @contextlib.contextmanager
     def exclusive(self) -> Iterator[None]:
         """Pause the producer and bring the engine to the newest weights, published or `pending` (eval)."""
-        if not self._lock.acquire(timeout=self.wait_s):
-            raise SamplerTimeout(f"async rollouts: the engine stayed busy for {self.wait_s:g} s")
+        deadline = time.monotonic() + self.wait_s
+        while not self._lock.acquire(timeout=self.poll_s):
+            dead = self.sampler.dead_engine()
+            if dead:
+                self._stop.set()
+                raise SamplerError(f"async rollouts: {dead} while waiting to evaluate")
+            if time.monotonic() > deadline:
+                raise SamplerTimeout(f"async rollouts: the engine stayed busy for {self.wait_s:g} s")
         try:
             self._push_newest(self.pending)
             yield
