@@ -253,6 +253,9 @@ def _async_source(parts: Parts, state: dict[str, Any], start: int) -> AsyncRollo
         why = "the hf sampler shares the trainer's model" if cfg.rollout.backend == "hf" else "async needs one training process"
         print(f"rlvr train: rollout.max_staleness={k}: {why}; training synchronously", file=sys.stderr)
         return None
+    if k > 0 and cfg.algo.correction == "none" and cfg.algo.tis_cap is None:
+        print(f"rlvr train: max_staleness={k} with algo.correction=none: samples up to {k} step(s) old are weighted "
+              "as if on-policy (see algo.correction: token_tis, seq_tis, seq_mask, token_mask)", file=sys.stderr)
     mine = dataclasses.replace(parts, tokenizer=copy.deepcopy(parts.tokenizer))  # the producer thread's own tokenizer
 
     def produce(step: int, position: int) -> tuple[Any, int]:
