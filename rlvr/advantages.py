@@ -38,12 +38,17 @@ ADVANTAGES: dict[str, Callable[..., torch.Tensor]] = {}
 TOKEN_LEVEL = frozenset({"gae"})
 
 
-def register_advantage(name: str) -> Callable[[Callable[..., torch.Tensor]], Callable[..., torch.Tensor]]:
-    """Add an estimator to `ADVANTAGES` under `name` (a duplicate name is an error)."""
+def register_advantage(name: str, formula: str = "") -> Callable[[Callable[..., torch.Tensor]], Callable[..., torch.Tensor]]:
+    """Add an estimator to `ADVANTAGES` under `name` (a duplicate name is an error).
+
+    formula: the line `rlvr presets show` prints for it (``{eps}``, ``{gamma}``, ``{lam}`` are
+    filled in); it is kept on the function as ``fn.formula``.
+    """
 
     def wrap(fn: Callable[..., torch.Tensor]) -> Callable[..., torch.Tensor]:
         if name in ADVANTAGES:
             raise ValueError(f"advantage estimator {name!r} is already registered")
+        fn.formula = formula or f"A = {name}(r)"  # type: ignore[attr-defined]
         ADVANTAGES[name] = fn
         return fn
 
@@ -106,7 +111,7 @@ def _flat_groups(rewards: torch.Tensor) -> torch.Tensor:
     return flat.expand_as(rewards)
 
 
-@register_advantage("grpo")
+@register_advantage("grpo", "A_i = (r_i − mean_g r) / (std_g r + {eps:g})   [sample std (n−1) over the G completions]")
 def grpo(rewards: torch.Tensor, eps: float = EPS) -> torch.Tensor:
     """GRPO: A_i = (r_i - mean_g r) / (std_g r + eps), sample std over the G completions.
 
@@ -120,7 +125,7 @@ def grpo(rewards: torch.Tensor, eps: float = EPS) -> torch.Tensor:
     return torch.where(_flat_groups(rewards), torch.zeros_like(adv), adv)
 
 
-@register_advantage("dr_grpo")
+@register_advantage("dr_grpo", "A_i = r_i − mean_g r   [no std division]")
 def dr_grpo(rewards: torch.Tensor) -> torch.Tensor:
     """Dr.GRPO: A_i = r_i - mean_g r (no std division, which biases towards easy/hard prompts).
 
@@ -132,7 +137,7 @@ def dr_grpo(rewards: torch.Tensor) -> torch.Tensor:
     return torch.where(_flat_groups(rewards), torch.zeros_like(adv), adv)
 
 
-@register_advantage("rloo")
+@register_advantage("rloo", "A_i = r_i − 1/(G−1) Σ_{{j≠i}} r_j  = G/(G−1) · (r_i − mean_g r)")
 def rloo(rewards: torch.Tensor) -> torch.Tensor:
     """RLOO: A_i = r_i - mean_{j != i} r_j, which equals G/(G-1) * (r_i - mean_g r).
 
@@ -146,7 +151,7 @@ def rloo(rewards: torch.Tensor) -> torch.Tensor:
     return torch.where(_flat_groups(rewards), torch.zeros_like(adv), adv)
 
 
-@register_advantage("reinforce_pp")
+@register_advantage("reinforce_pp", "A_i = (r_i − mean_batch r) / (std_batch r + {eps:g})   [over all B·G completions]")
 def reinforce_pp(rewards: torch.Tensor, eps: float = EPS) -> torch.Tensor:
     """REINFORCE++: A = (r - mean_batch r) / (std_batch r + eps) over all B*G completions.
 
@@ -161,7 +166,7 @@ def reinforce_pp(rewards: torch.Tensor, eps: float = EPS) -> torch.Tensor:
     return masked_whiten(rewards, torch.ones_like(rewards), eps=eps)
 
 
-@register_advantage("reinforce_pp_baseline")
+@register_advantage("reinforce_pp_baseline", "A_i = (r_i − mean_g r) / (std_batch(r − mean_g r) + {eps:g})")
 def reinforce_pp_baseline(rewards: torch.Tensor, eps: float = EPS) -> torch.Tensor:
     """REINFORCE++-baseline: subtract the group mean, then whiten over the whole batch.
 
@@ -200,7 +205,7 @@ def discounted_returns(token_rewards: torch.Tensor, mask: torch.Tensor, gamma: f
     return out
 
 
-@register_advantage("gae")
+@register_advantage("gae", "δ_t = r_t + γ·V_{{t+1}} − V_t,  A_t = Σ_k (γλ)^k δ_{{t+k}},  γ = {gamma:g}, λ = {lam:g}")
 def gae(
     token_rewards: torch.Tensor,
     values: torch.Tensor,

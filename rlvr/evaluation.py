@@ -146,50 +146,24 @@ def evaluate_task(
     progress: Any = None,
 ) -> tuple[list[dict[str, Any]], list[ProblemResult]]:
     """Generate `n` completions per sample with `sampler` and score them with `scorer` (a
-    `rlvr.scoring.Scorer` running the task's verifier), overlapping scoring of one chunk of prompts
-    with generation of the next. Returns one record per completion and one ProblemResult per sample.
+    `rlvr.scoring.Scorer` running the task's verifier) through `rlvr.rollout.collect`, which
+    overlaps scoring of one chunk of prompts with generation of the next. Returns one record per
+    completion and one ProblemResult per sample.
 
     `progress`, when given, is called with the number of prompts finished after each chunk.
     """
+    from rlvr.rollout import PromptBatch, RolloutPlan, collect
+
+    batch = PromptBatch(list(samples), [task.render(s, tokenizer) for s in samples])
+    plan = RolloutPlan(n=n, params=params, chunk_prompts=chunk_prompts)
+    groups = collect(sampler, scorer, batch, plan, on_chunk=progress).groups
     records: list[dict[str, Any]] = []
     problems: list[ProblemResult] = []
-    pending: list[tuple[int, list[Any], Any]] = []  # (start index, groups, Future[scores])
-
-    def collect(start: int, groups: list[Any], future: Any) -> None:
-        scores = list(future.result())
-        for b, group in enumerate(groups):
-            sample = samples[start + b]
-            part = scores[b * n : (b + 1) * n]
-            comps = group.completions
-            problems.append(problem_result(part, [len(c.token_ids) for c in comps], [c.finish_reason for c in comps]))
-            for g, (c, s) in enumerate(zip(comps, part)):
-                records.append(
-                    {
-                        "index": start + b,
-                        "sample": g,
-                        "prompt": sample.prompt,
-                        "answer": sample.answer,
-                        "completion": c.text,
-                        "reward": float(s.reward),
-                        "passed": s.passed,
-                        "rewards": dict((s.info or {}).get("rewards") or {}),
-                        "finish_reason": c.finish_reason,
-                        "length": len(c.token_ids),
-                        "info": s.info,
-                    }
-                )
-
-    for start in range(0, len(samples), chunk_prompts):
-        chunk = list(samples[start : start + chunk_prompts])
-        prompts = [task.render(s, tokenizer) for s in chunk]
-        groups = sampler.generate(prompts, n, params)
-        completions = [c.text for g in groups for c in g.completions]
-        expanded = [s for s in chunk for _ in range(n)]
-        pending.append((start, groups, scorer.submit(completions, expanded)))
-        while pending and (pending[0][2].done() or len(pending) > 2):
-            collect(*pending.pop(0))
-        if progress is not None:
-            progress(len(chunk))
-    for item in pending:
-        collect(*item)
+    for g in groups:
+        problems.append(problem_result(g.scores, g.lengths, g.finish_reasons))
+        for k, (c, sc) in enumerate(zip(g.completions, g.scores)):
+            records.append({"index": g.index, "sample": k, "prompt": g.sample.prompt, "answer": g.sample.answer,
+                            "completion": c.text, "reward": float(sc.reward), "passed": sc.passed,
+                            "rewards": dict((sc.info or {}).get("rewards") or {}), "finish_reason": c.finish_reason,
+                            "length": len(c.token_ids), "info": sc.info})
     return records, problems

@@ -25,6 +25,7 @@ l, m = ppo_clip(torch.zeros(1, 2), torch.zeros(1, 2), torch.ones(1), torch.ones(
 from __future__ import annotations
 
 from collections.abc import Callable
+from dataclasses import dataclass
 
 import torch
 import torch.nn.functional as F
@@ -72,36 +73,74 @@ def entropy_from_logits(logits: torch.Tensor) -> torch.Tensor:
 # ---------------------------------------------------------------- aggregation
 
 
+@dataclass(frozen=True)
+class Aggregation:
+    """One way to reduce a per-token loss (B*G, T) to a scalar, with what the rest of rlvr needs.
+
+    reduce(loss, mask, max_len): the scalar. units(mask) -> (B*G,): what each row contributes to
+    the denominator (tokens, 1 per non-empty row, 1 per row); a micro-batch's gradient-accumulation
+    weight is its share of the units, summed over every process under DDP (the loss of the global
+    batch). formula: the text `rlvr presets show` prints, with ``{term}`` and ``{length}`` holes.
+    """
+
+    name: str
+    formula: str
+    reduce: Callable[[torch.Tensor, torch.Tensor, int | None], torch.Tensor]
+    units: Callable[[torch.Tensor], torch.Tensor]
+    unit: str  # what `units` counts, in words
+
+
+def _token_mean(loss: torch.Tensor, mask: torch.Tensor, max_len: int | None) -> torch.Tensor:
+    return (loss * mask).sum() / mask.sum().clamp(min=1.0)
+
+
+def _seq_mean_token_mean(loss: torch.Tensor, mask: torch.Tensor, max_len: int | None) -> torch.Tensor:
+    lengths = mask.sum(-1)  # (B*G,)
+    per_seq = (loss * mask).sum(-1) / lengths.clamp(min=1.0)
+    has_tokens = (lengths > 0).to(loss.dtype)
+    return (per_seq * has_tokens).sum() / has_tokens.sum().clamp(min=1.0)
+
+
+def _seq_mean_token_sum_norm(loss: torch.Tensor, mask: torch.Tensor, max_len: int | None) -> torch.Tensor:
+    if max_len is None:
+        raise ValueError("aggregate: seq_mean_token_sum_norm needs max_len (the constant normaliser, e.g. the "
+                         "run's max_new_tokens or algo.norm_length)")
+    if max_len <= 0:
+        raise ValueError(f"aggregate: max_len must be positive, got {max_len}")
+    return (loss * mask).sum() / (loss.shape[0] * max_len)
+
+
+AGGREGATIONS: dict[str, Aggregation] = {
+    a.name: a
+    for a in (
+        Aggregation("token_mean", "1/Σ_i|o_i| Σ_i Σ_t {term}", _token_mean, lambda m: m.sum(-1), "tokens"),
+        Aggregation("seq_mean_token_mean", "1/N Σ_i 1/|o_i| Σ_t {term}", _seq_mean_token_mean,
+                    lambda m: (m.sum(-1) > 0).to(m.dtype), "completions with at least one token"),
+        Aggregation("seq_mean_token_sum_norm", "1/(N·{length}) Σ_i Σ_t {term}", _seq_mean_token_sum_norm,
+                    lambda m: torch.ones(m.shape[0], dtype=m.dtype), "completions"),
+    )
+}
+
+
 def aggregate(
     loss: torch.Tensor, mask: torch.Tensor, mode: str = "token_mean", max_len: int | None = None
 ) -> torch.Tensor:
-    """Reduce a per-token loss (B*G, T) to a scalar.
+    """Reduce a per-token loss (B*G, T) to a scalar (over this process's rows).
 
     - token_mean:              sum_i sum_t l_it m_it / sum_i sum_t m_it        (DAPO, every token equal)
     - seq_mean_token_mean:     mean over sequences with >=1 token of (sum_t l m / sum_t m)   (GRPO)
     - seq_mean_token_sum_norm: sum_i sum_t l_it m_it / (N * max_len)            (Dr.GRPO, as in oat:
-      N = number of rows, max_len a constant, the generation limit; defaults to T)
+      N = number of rows, max_len a constant, the generation limit; required)
+    Under DDP the trainer weights each process's value by its share of the global units
+    (`Aggregation.units`), so the gradient is that of the global batch.
 
     >>> aggregate(torch.tensor([[1., 1.], [4., 0.]]), torch.tensor([[1., 1.], [1., 0.]]), "token_mean")
     tensor(2.)
     """
-    mask = mask.to(loss.dtype)
-    if mode == "token_mean":
-        return (loss * mask).sum() / mask.sum().clamp(min=1.0)
-    if mode == "seq_mean_token_mean":
-        lengths = mask.sum(-1)  # (B*G,)
-        per_seq = (loss * mask).sum(-1) / lengths.clamp(min=1.0)
-        has_tokens = (lengths > 0).to(loss.dtype)
-        return (per_seq * has_tokens).sum() / has_tokens.sum().clamp(min=1.0)
-    if mode == "seq_mean_token_sum_norm":
-        norm = loss.shape[-1] if max_len is None else max_len
-        if norm <= 0:
-            raise ValueError(f"aggregate: max_len must be positive, got {norm}")
-        return (loss * mask).sum() / (loss.shape[0] * norm)
-    raise ValueError(f"aggregate: unknown mode {mode!r}; choose one of {sorted(AGGREGATIONS)}")
+    if mode not in AGGREGATIONS:
+        raise ValueError(f"aggregate: unknown mode {mode!r}; choose one of {sorted(AGGREGATIONS)}")
+    return AGGREGATIONS[mode].reduce(loss, mask.to(loss.dtype), max_len)
 
-
-AGGREGATIONS = ("token_mean", "seq_mean_token_mean", "seq_mean_token_sum_norm")
 
 # ---------------------------------------------------------------- policy objectives
 
@@ -206,6 +245,11 @@ def gspo(
     return loss, metrics
 
 
+# Each objective carries the ratio line `rlvr presets show` prints, and the ratio's symbol.
+ppo_clip.ratio_formula = "ρ_i,t = π_θ(o_i,t | q, o_i,<t) / π_old(o_i,t | q, o_i,<t)"  # type: ignore[attr-defined]
+ppo_clip.ratio_symbol = "ρ_i,t"  # type: ignore[attr-defined]
+gspo.ratio_formula = "s_i = exp(1/|o_i| Σ_t log(π_θ(o_i,t)/π_old(o_i,t)))  [one ratio per sequence]"  # type: ignore[attr-defined]
+gspo.ratio_symbol = "s_i"  # type: ignore[attr-defined]
 POLICY_LOSSES: dict[str, Callable[..., tuple[torch.Tensor, Metrics]]] = {"ppo_clip": ppo_clip, "gspo": gspo}
 
 # ---------------------------------------------------------------- KL, importance weights, value
@@ -232,7 +276,12 @@ def kl_penalty(logp: torch.Tensor, ref_logp: torch.Tensor, estimator: str = "k3"
     raise ValueError(f"kl_penalty: unknown estimator {estimator!r}; choose k1, k2 or k3")
 
 
-KL_ESTIMATORS = ("k1", "k2", "k3")
+# estimator -> the formula `rlvr presets show` prints
+KL_ESTIMATORS: dict[str, str] = {
+    "k1": "k1_t = log π_θ(o_t) − log π_ref(o_t)",
+    "k2": "k2_t = ½ (log π_ref(o_t) − log π_θ(o_t))²",
+    "k3": "k3_t = π_ref(o_t)/π_θ(o_t) − 1 − log(π_ref(o_t)/π_θ(o_t))",
+}
 
 
 def kl_reward(
@@ -437,6 +486,7 @@ def kto_loss(
 
 __all__ += [
     "AGGREGATIONS",
+    "Aggregation",
     "KL_ESTIMATORS",
     "POLICY_LOSSES",
     "adaptive_kl_coef",

@@ -29,7 +29,6 @@ Try it::
 
 from __future__ import annotations
 
-import dataclasses
 import random
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
@@ -372,34 +371,33 @@ def sample_and_score(
     batch_size: int = 64,
     workers: int = 0,
     progress: bool = False,
-) -> tuple[list[str], list[list[str]], list[list[Any]]]:
+) -> list[Any]:
     """Sample `n` completions per sample with `HFSampler` and score them with the task's verifier.
 
-    Returns (rendered prompts, completions per prompt, Scores per prompt). Scoring goes through
-    `rlvr.scoring.score_batch` (``workers=0`` scores in this process, which a learned verifier
-    needs; rule-based verifiers may use worker processes).
+    Returns one `rlvr.rollout.ScoredGroup` per sample (rendered prompt, completions, Scores), from
+    `rlvr.rollout.collect`: chunks of ``batch_size // n`` prompts, each scored while the next
+    generates (``workers=0`` scores in this process, which a learned verifier needs; rule-based
+    verifiers may use worker processes).
     """
+    from rlvr.rollout import PromptBatch, RolloutPlan, collect
     from rlvr.samplers import HFSampler, SamplingParams
-    from rlvr.scoring import score_batch
+    from rlvr.scoring import Scorer
 
-    prompts = [task.render(s, tokenizer) for s in samples]
-    sampler = HFSampler(model, tokenizer, batch_size=batch_size)
-    params = SamplingParams(temperature=temperature, max_new_tokens=max_new_tokens, seed=seed)
-    groups = []
-    chunk = max(1, batch_size // n)
-    for lo in _progress(range(0, len(prompts), chunk), progress, "sampling"):
-        groups += sampler.generate(
-            prompts[lo : lo + chunk], n=n, params=dataclasses.replace(params, seed=seed + lo)
-        )
-    texts = [[c.text for c in g.completions] for g in groups]
-    flat = [t for ts in texts for t in ts]
-    scores = score_batch(task.verifier(), flat, [s for s in samples for _ in range(n)], workers=workers)
-    return prompts, texts, [list(scores[i * n : (i + 1) * n]) for i in range(len(samples))]
+    batch = PromptBatch(list(samples), [task.render(s, tokenizer) for s in samples], seed=seed)
+    params = SamplingParams(temperature=temperature, max_new_tokens=max_new_tokens)
+    plan = RolloutPlan(n=n, params=params, chunk_prompts=max(1, batch_size // n))
+    bar = _progress(None, progress, "sampling", total=len(samples))
+    with Scorer(task.verifier(), workers=workers) as scorer:
+        groups = collect(HFSampler(model, tokenizer, batch_size=batch_size), scorer, batch, plan,
+                         on_chunk=bar.update if bar is not None else None).groups
+    if bar is not None:
+        bar.close()
+    return groups
 
 
-def _progress(it: Any, on: bool, desc: str) -> Any:
+def _progress(it: Any, on: bool, desc: str, total: int | None = None) -> Any:
     if not on:
         return it
     from tqdm.auto import tqdm
 
-    return tqdm(it, desc=desc, leave=False)
+    return tqdm(it, desc=desc, leave=False, total=total)

@@ -20,13 +20,23 @@ Try it:
 from __future__ import annotations
 
 import dataclasses
+import difflib
+import typing
 from dataclasses import dataclass
 from typing import Any, Literal
 
 import torch
 
-from rlvr.advantages import ADVANTAGES, EPS, overlong_penalty
-from rlvr.losses import AGGREGATIONS, KL_ESTIMATORS, POLICY_LOSSES, aggregate, kl_penalty, tis_weights
+from rlvr.advantages import ADVANTAGES, EPS
+from rlvr.losses import AGGREGATIONS, KL_ESTIMATORS, POLICY_LOSSES
+
+# The closed sets of modes, checked at config load (file:line, key, closest value); the extensible
+# registries (advantage estimators, policy losses) are checked against the live registry instead.
+AggregationMode = Literal["token_mean", "seq_mean_token_mean", "seq_mean_token_sum_norm"]
+KLEstimator = Literal["k1", "k2", "k3"]
+KLPlacement = Literal["loss", "reward"]
+assert set(typing.get_args(AggregationMode)) == set(AGGREGATIONS), "AggregationMode and losses.AGGREGATIONS disagree"
+assert set(typing.get_args(KLEstimator)) == set(KL_ESTIMATORS), "KLEstimator and losses.KL_ESTIMATORS disagree"
 
 
 def _correction_problems(cfg: AlgoConfig) -> list[str]:
@@ -64,14 +74,14 @@ class AlgoConfig:
     # Dual clip constant c > 1 (caps the loss at -c*A for negative advantages); None = off.
     dual_clip: float | None = None
     # Loss aggregation: token_mean, seq_mean_token_mean, seq_mean_token_sum_norm.
-    aggregation: str = "seq_mean_token_mean"
+    aggregation: AggregationMode = "seq_mean_token_mean"
     # The constant length of seq_mean_token_sum_norm; None = the run's max_new_tokens.
     norm_length: int | None = None
     # KL to the reference model: weight (0 = no reference model is loaded), estimator (k1/k2/k3),
     # and where it goes: "loss" (a term beta * KL in the loss) or "reward" (a per-token penalty).
     kl_coef: float = 0.0
-    kl_estimator: str = "k3"
-    kl_in: str = "loss"
+    kl_estimator: KLEstimator = "k3"
+    kl_in: KLPlacement = "loss"
     # Adaptive KL controller (PPO): target KL per sequence and horizon; None = fixed kl_coef.
     kl_target: float | None = None
     kl_horizon: int = 10_000
@@ -114,17 +124,19 @@ class AlgoConfig:
     def __post_init__(self) -> None:
         problems = []
         if self.advantage not in ADVANTAGES:
-            problems.append(f"advantage={self.advantage!r} is not one of {sorted(ADVANTAGES)}")
+            problems.append(f"advantage={self.advantage!r} is not one of {sorted(ADVANTAGES)}{_closest(self.advantage, ADVANTAGES)}")
         if self.std_normalize is not None and self.advantage not in ("grpo", "dr_grpo"):
             problems.append(f"std_normalize only applies to grpo/dr_grpo, not advantage={self.advantage!r}")
         if self.loss not in POLICY_LOSSES:
-            problems.append(f"loss={self.loss!r} is not one of {sorted(POLICY_LOSSES)}")
+            problems.append(f"loss={self.loss!r} is not one of {sorted(POLICY_LOSSES)}{_closest(self.loss, POLICY_LOSSES)}")
         if self.aggregation not in AGGREGATIONS:
             problems.append(f"aggregation={self.aggregation!r} is not one of {list(AGGREGATIONS)}")
         if self.kl_estimator not in KL_ESTIMATORS:
             problems.append(f"kl_estimator={self.kl_estimator!r} is not one of {list(KL_ESTIMATORS)}")
-        if self.kl_in not in ("loss", "reward"):
+        if self.kl_in not in typing.get_args(KLPlacement):
             problems.append(f"kl_in={self.kl_in!r} must be 'loss' or 'reward'")
+        if self.dynamic_sampling_filter not in ("passed", "reward"):
+            problems.append(f"dynamic_sampling_filter={self.dynamic_sampling_filter!r} must be 'passed' or 'reward'")
         if not (0 <= self.clip_low < 1 and self.clip_high >= 0):
             problems.append(f"clip_low={self.clip_low} must be in [0, 1) and clip_high={self.clip_high} >= 0")
         if self.dual_clip is not None and self.dual_clip <= 1:
@@ -295,89 +307,16 @@ def outcome_advantages(
     return ADVANTAGES[cfg.resolved_advantage](rewards)
 
 
-def shaped_rewards(
-    cfg: AlgoConfig, rewards: torch.Tensor, lengths: torch.Tensor, max_new_tokens: int
-) -> torch.Tensor:
-    """Rewards (B, G) plus DAPO's soft overlong penalty when cfg.overlong_buffer > 0 (lengths (B, G))."""
-    if cfg.overlong_buffer <= 0:
-        return rewards
-    buffer = max(1, round(cfg.overlong_buffer * max_new_tokens))
-    return rewards + overlong_penalty(lengths, max_new_tokens, buffer, cfg.overlong_penalty).to(rewards.dtype)
-
-
-def policy_objective(
-    cfg: AlgoConfig,
-    logp: torch.Tensor,
-    old_logp: torch.Tensor,
-    adv: torch.Tensor,
-    mask: torch.Tensor,
-    *,
-    ref_logp: torch.Tensor | None = None,
-    sampler_logp: torch.Tensor | None = None,
-    entropy: torch.Tensor | None = None,
-    truncated: torch.Tensor | None = None,
-    max_new_tokens: int | None = None,
-) -> tuple[torch.Tensor, dict[str, float]]:
-    """The scalar loss `describe(cfg)` prints, from per-token tensors (B*G, T); returns (loss, metrics).
-
-    Pieces, each only when the config asks for it: overlong masking (`truncated` (B*G,) bool),
-    the policy loss, TIS weights (`sampler_logp`), aggregation, the KL loss term (`ref_logp`) and
-    the entropy bonus (`entropy` (B*G, T), e.g. from `rlvr.losses.entropy_from_logits`).
-    A KL placed in the reward is not handled here (see `outcome_advantages` / `kl_reward`).
-    """
-    if cfg.overlong_mask and truncated is not None:
-        mask = mask * (~truncated.bool()).to(mask.dtype).unsqueeze(-1)
-    tok_loss, metrics = POLICY_LOSSES[cfg.loss](
-        logp, old_logp, adv, mask, clip_low=cfg.clip_low, clip_high=cfg.clip_high, dual_clip=cfg.dual_clip
-    )
-    if cfg.tis_cap is not None:
-        if sampler_logp is None:
-            raise ValueError(f"preset {cfg.name!r} has tis_cap set: pass sampler_logp")
-        weights, tis_metrics = tis_weights(old_logp, sampler_logp, mask, cfg.tis_cap)
-        tok_loss = tok_loss * weights
-        metrics.update(tis_metrics)
-    norm = cfg.norm_length or max_new_tokens
-    loss = aggregate(tok_loss, mask, cfg.aggregation, norm)
-    metrics["pg_loss"] = loss.item()
-    if cfg.kl_in == "loss" and cfg.kl_coef > 0:
-        if ref_logp is None:
-            raise ValueError(f"preset {cfg.name!r} has a KL loss term: pass ref_logp")
-        kl = aggregate(kl_penalty(logp, ref_logp, cfg.kl_estimator), mask, cfg.aggregation, norm)
-        loss = loss + cfg.kl_coef * kl
-        metrics["kl"] = kl.item()
-    if cfg.entropy_coef > 0:
-        if entropy is None:
-            raise ValueError(f"preset {cfg.name!r} has an entropy bonus: pass entropy")
-        ent = aggregate(entropy, mask, cfg.aggregation, norm)
-        loss = loss - cfg.entropy_coef * ent
-        metrics["entropy"] = ent.item()
-    return loss, metrics
-
-
 # ---------------------------------------------------------------- describe: the resolved objective
 
-_ADV_TEXT = {
-    "grpo": "A_i = (r_i − mean_g r) / (std_g r + {eps:g})   [sample std (n−1) over the G completions]",
-    "dr_grpo": "A_i = r_i − mean_g r   [no std division]",
-    "rloo": "A_i = r_i − 1/(G−1) Σ_{{j≠i}} r_j  = G/(G−1) · (r_i − mean_g r)",
-    "reinforce_pp": "A_i = (r_i − mean_batch r) / (std_batch r + {eps:g})   [over all B·G completions]",
-    "reinforce_pp_baseline": "A_i = (r_i − mean_g r) / (std_batch(r − mean_g r) + {eps:g})",
-    "gae": "δ_t = r_t + γ·V_{{t+1}} − V_t,  A_t = Σ_k (γλ)^k δ_{{t+k}},  γ = {gamma:g}, λ = {lam:g}",
-}
-_KL_TEXT = {
-    "k1": "k1_t = log π_θ(o_t) − log π_ref(o_t)",
-    "k2": "k2_t = ½ (log π_ref(o_t) − log π_θ(o_t))²",
-    "k3": "k3_t = π_ref(o_t)/π_θ(o_t) − 1 − log(π_ref(o_t)/π_θ(o_t))",
-}
-
-
 def _aggregate_text(cfg: AlgoConfig, term: str) -> str:
-    if cfg.aggregation == "token_mean":
-        return f"1/Σ_i|o_i| Σ_i Σ_t {term}"
-    if cfg.aggregation == "seq_mean_token_mean":
-        return f"1/N Σ_i 1/|o_i| Σ_t {term}"
     length = cfg.norm_length if cfg.norm_length is not None else "L_max"
-    return f"1/(N·{length}) Σ_i Σ_t {term}"
+    return AGGREGATIONS[cfg.aggregation].formula.format(term=term, length=length)
+
+
+def _closest(name: str, known: Any) -> str:
+    close = difflib.get_close_matches(name, list(known), n=1)
+    return f"; did you mean {close[0]!r}?" if close else ""
 
 
 def describe(cfg: AlgoConfig) -> str:
@@ -409,19 +348,14 @@ def describe(cfg: AlgoConfig) -> str:
         if adv != "gae":
             reward += " summed over the completion's tokens"
     lines.append(f"reward      {reward}")
-    lines.append("advantage   " + _ADV_TEXT[adv].format(eps=EPS, gamma=cfg.gamma, lam=cfg.gae_lambda))
+    lines.append("advantage   " + ADVANTAGES[adv].formula.format(eps=EPS, gamma=cfg.gamma, lam=cfg.gae_lambda))
     if adv in ("grpo", "dr_grpo", "rloo", "reinforce_pp_baseline"):
         lines.append("            a group whose rewards are all equal gets A = 0 exactly")
     if cfg.whiten_advantages:
         lines.append(f"            then whitened over the batch's tokens: (A − mean) / (std + {EPS:g})")
-    if cfg.loss == "gspo":
-        lines.append(
-            "ratio       s_i = exp(1/|o_i| Σ_t log(π_θ(o_i,t)/π_old(o_i,t)))  [one ratio per sequence]"
-        )
-        rho = "s_i"
-    else:
-        lines.append("ratio       ρ_i,t = π_θ(o_i,t | q, o_i,<t) / π_old(o_i,t | q, o_i,<t)")
-        rho = "ρ_i,t"
+    objective_fn = POLICY_LOSSES[cfg.loss]
+    lines.append(f"ratio       {objective_fn.ratio_formula}")
+    rho = objective_fn.ratio_symbol
     a = "A_i,t" if adv == "gae" else "A_i"
     term = f"min({rho}·{a}, clip({rho}, 1−{cfg.clip_low:g}, 1+{cfg.clip_high:g})·{a})"
     dual = None
@@ -447,7 +381,7 @@ def describe(cfg: AlgoConfig) -> str:
             f", adaptive towards KL = {cfg.kl_target:g} (horizon {cfg.kl_horizon})" if cfg.kl_target else ""
         )
         lines.append(
-            f"kl          {_KL_TEXT[cfg.kl_estimator]}  (coef {cfg.kl_coef:g} in the {cfg.kl_in}{ctrl})"
+            f"kl          {KL_ESTIMATORS[cfg.kl_estimator]}  (coef {cfg.kl_coef:g} in the {cfg.kl_in}{ctrl})"
         )
     else:
         lines.append("kl          none (kl_coef = 0: no reference model is loaded)")
@@ -460,13 +394,19 @@ def describe(cfg: AlgoConfig) -> str:
 
         lines.append(f"is-correct  each token's term × {describe_correction(cfg.correction, cfg.correction_cap, cfg.correction_lo, cfg.correction_hi)}")
         lines.append("            π_old = the trainer's weights before this step, μ = the policy that sampled (rollout.max_staleness)")
-    sampling = "dynamic: groups with std_g r = 0 are dropped and more prompts sampled"
+    ties = ("the primary verifier's passed all agree (all solved or all failed)" if cfg.dynamic_sampling_filter == "passed"
+            else "std_g r = 0 (shaped rewards)")
+    sampling = f"dynamic: groups where {ties} are dropped and more prompts sampled"
     sampling += f" (≤ {cfg.dynamic_sampling_rounds} extra rounds)" if cfg.dynamic_sampling else ""
     lines.append(f"sampling    {sampling if cfg.dynamic_sampling else 'every group is kept'}")
     truncated = "masked out of the loss" if cfg.overlong_mask else "kept in the loss"
     lines.append(f"truncated   completions that hit max_new_tokens are {truncated}")
     lines.append(
         f"updates     {cfg.ppo_epochs} epoch(s) × {cfg.num_minibatches} minibatch(es) per batch of rollouts"
+    )
+    lines.append(
+        f"accumulate  each micro-batch's loss × its share of the minibatch's {AGGREGATIONS[cfg.aggregation].unit}, "
+        "counted over every process (the global batch's loss)"
     )
     return "\n".join(lines)
 
@@ -477,8 +417,6 @@ __all__ = [
     "describe",
     "get_preset",
     "outcome_advantages",
-    "policy_objective",
     "preset_tree",
-    "shaped_rewards",
     "with_overrides",
 ]

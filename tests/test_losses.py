@@ -89,8 +89,11 @@ def test_aggregate_seq_mean_token_mean():
 
 def test_aggregate_seq_mean_token_sum_norm():
     # (sum of all masked losses) / (rows * constant): (6 + 4) / (2 * 3) and (6 + 4) / (2 * 5)
-    close(aggregate(LOSS, MASK, "seq_mean_token_sum_norm"), 10 / 6)  # defaults to T = 3
+    close(aggregate(LOSS, MASK, "seq_mean_token_sum_norm", max_len=3), 10 / 6)
     close(aggregate(LOSS, MASK, "seq_mean_token_sum_norm", max_len=5), 1.0)
+    # the normaliser is a constant of the run, never the batch's width: leaving it out is an error
+    with pytest.raises(ValueError, match="needs max_len"):
+        aggregate(LOSS, MASK, "seq_mean_token_sum_norm")
 
 
 def test_aggregate_modes_agree_when_all_rows_full_length():

@@ -16,11 +16,10 @@ from rlvr.presets import (
     describe,
     get_preset,
     outcome_advantages,
-    policy_objective,
     preset_tree,
-    shaped_rewards,
     with_overrides,
 )
+from rlvr.rollout import overlong_shaping, pack_groups, policy_loss
 
 T = torch.tensor
 
@@ -202,39 +201,88 @@ def test_cli_presets_list_and_show(capsys):
     assert main(["presets", "show", "nope"]) == 2
 
 
-def test_policy_objective_composes_the_pieces_by_hand():
+def test_the_trainers_objective_composes_the_pieces_by_hand():
+    # rlvr.rollout.policy_loss is the objective `rlvr train` runs and `presets show` prints.
     # ratio 1 everywhere (logp = old = 0), A = 1 on both tokens: the clipped term is -1 per token.
     z, ones = torch.zeros(1, 2), torch.ones(1, 2)
     ln2 = torch.full((1, 2), math.log(2.0))
     # grpo: -1 + 0.04 * k3, where k3 = 2 - 1 - ln 2 = 0.3068528 on each token.
-    loss, m = policy_objective(get_preset("grpo"), z, z, T([1.0]), ones, ref_logp=ln2)
+    loss, m = policy_loss(get_preset("grpo"), z, z, T([1.0]), ones, ref_logp=ln2)
     torch.testing.assert_close(loss, T(-1.0 + 0.04 * (1 - math.log(2.0))), atol=1e-6, rtol=0)
-    assert m["pg_loss"] == -1.0 and abs(m["kl"] - (1 - math.log(2.0))) < 1e-6
+    assert m["loss/policy"] == -1.0 and abs(m["kl"] - (1 - math.log(2.0))) < 1e-6
     # TIS cap 2: w = min(1/0.5, 2) = 2 and min(1/4, 2) = 0.25 -> per-sequence mean of -2, -0.25.
     cfg = with_overrides("grpo", kl_coef=0.0, tis_cap=2.0)
-    loss, m = policy_objective(cfg, z, z, T([1.0]), ones, sampler_logp=torch.log(T([[0.5, 4.0]])))
+    loss, m = policy_loss(cfg, z, z, T([1.0]), ones, sampler_logp=torch.log(T([[0.5, 4.0]])))
     torch.testing.assert_close(loss, T(-1.125))
     # entropy bonus 0.1 with H = [1, 3]: -1 - 0.1 * 2 = -1.2
     cfg = with_overrides("grpo", kl_coef=0.0, entropy_coef=0.1)
-    loss, _ = policy_objective(cfg, z, z, T([1.0]), ones, entropy=T([[1.0, 3.0]]))
+    loss, _ = policy_loss(cfg, z, z, T([1.0]), ones, entropy=T([[1.0, 3.0]]))
     torch.testing.assert_close(loss, T(-1.2))
     # Dr.GRPO normaliser = max_new_tokens 4: (-1 - 1) / (1 * 4) = -0.5
-    loss, _ = policy_objective(get_preset("dr_grpo"), z, z, T([1.0]), ones, max_new_tokens=4)
+    loss, _ = policy_loss(get_preset("dr_grpo"), z, z, T([1.0]), ones, max_len=4)
     torch.testing.assert_close(loss, T(-0.5))
+
+
+def test_a_missing_input_the_preset_needs_is_an_error_never_a_dropped_term():
+    z, ones = torch.zeros(1, 2), torch.ones(1, 2)
     with pytest.raises(ValueError, match="ref_logp"):
-        policy_objective(get_preset("grpo"), z, z, T([1.0]), ones)
+        policy_loss(get_preset("grpo"), z, z, T([1.0]), ones)
+    with pytest.raises(ValueError, match="sampler_logp"):  # TIS without the sampler's logprobs
+        policy_loss(with_overrides("dapo", tis_cap=2.0), z, z, T([1.0]), ones)
+    with pytest.raises(ValueError, match="entropy"):
+        policy_loss(with_overrides("dapo", entropy_coef=0.1), z, z, T([1.0]), ones)
+    # Dr.GRPO's normaliser is the run's constant, never the batch width (T = 2 here)
+    with pytest.raises(ValueError, match="max_len"):
+        policy_loss(get_preset("dr_grpo"), z, z, T([1.0]), ones)
+    loss, _ = policy_loss(with_overrides("dr_grpo", norm_length=8), z, z, T([1.0]), ones)
+    torch.testing.assert_close(loss, T(-2.0 / 8))
+
+
+def test_logged_kl_is_the_token_mean_while_the_loss_term_uses_the_presets_aggregation():
+    # grpo (seq_mean_token_mean), ragged rows of 1 and 3 tokens, k1 KL of 1 and 3 per token:
+    # the loss term is 0.04 * mean(1, 3) = 0.08; the logged kl is (1 + 9) / 4 = 2.5.
+    cfg = with_overrides("grpo", kl_estimator="k1")
+    z, mask = torch.zeros(2, 3), T([[1.0, 0.0, 0.0], [1.0, 1.0, 1.0]])
+    logp = T([[1.0, 0.0, 0.0], [3.0, 3.0, 3.0]])  # k1 = logp - ref with ref = 0
+    loss, m = policy_loss(cfg, logp, logp.detach(), T([0.0, 0.0]), mask, ref_logp=z)
+    torch.testing.assert_close(loss, T(0.04 * 2.0))
+    assert m["kl"] == pytest.approx(2.5)
 
 
 def test_overlong_mask_and_penalty():
-    # dapo + overlong_mask: row 1 is truncated, so only row 0 (A = 1) counts: token_mean = -1.
+    from rlvr.rollout import ScoredGroup
+    from rlvr.samplers import Completion
+    from rlvr.verifiers import Sample, Score
+
+    # dapo + overlong_mask: row 1 is truncated, its loss mask is zeroed, so only row 0 (A = 1)
+    # counts: token_mean = -1.
     cfg = with_overrides("dapo", overlong_mask=True)
+    g = ScoredGroup(Sample(), "p", [1], [Completion("a", [2, 3], [0.0, 0.0], "stop"),
+                                         Completion("b", [4, 5], [0.0, 0.0], "length")], [Score(1.0), Score(0.0)])
+    g.mask_truncated()
+    mask = pack_groups([g], pad_id=0).mask
+    assert mask.tolist() == [[1.0, 1.0], [0.0, 0.0]]
     z = torch.zeros(2, 2)
-    loss, _ = policy_objective(cfg, z, z, T([1.0, -5.0]), torch.ones(2, 2), truncated=T([False, True]))
+    loss, _ = policy_loss(cfg, z, z, T([1.0, -5.0]), mask)
     torch.testing.assert_close(loss, T(-1.0))
     # dapo's buffer 0.2 of max_new_tokens 20 = 4 tokens: 16 -> 0, 18 -> -0.5, 20 -> -1.
-    out = shaped_rewards(get_preset("dapo"), T([[1.0, 1.0, 0.0]]), T([[16, 18, 20]]), max_new_tokens=20)
-    torch.testing.assert_close(out, T([[1.0, 0.5, -1.0]]))
-    assert torch.equal(shaped_rewards(get_preset("grpo"), T([[1.0]]), T([[20]]), 20), T([[1.0]]))
+    dapo = get_preset("dapo")
+    out = overlong_shaping(T([1.0, 1.0, 0.0]), T([16, 18, 20]), 20, dapo.overlong_buffer, dapo.overlong_penalty)
+    torch.testing.assert_close(out, T([1.0, 0.5, -1.0]))
+    assert torch.equal(overlong_shaping(T([1.0]), T([20]), 20, get_preset("grpo").overlong_buffer, 1.0), T([1.0]))
+
+
+def test_mode_fields_are_checked_at_load_with_the_line_and_the_closest_value(tmp_path):
+    from rlvr.config import ConfigError
+    from rlvr.trainers.config import load_train_config
+
+    path = tmp_path / "run.yaml"
+    path.write_text("preset: dapo\nalgo:\n  aggregation: token_meen\n  kl_in: rewards\n")
+    with pytest.raises(ConfigError) as e:
+        load_train_config(path, [])
+    msg = str(e.value)
+    assert f"{path}:3" in msg and "algo.aggregation" in msg and "did you mean 'token_mean'?" in msg
+    assert f"{path}:4" in msg and "algo.kl_in" in msg and "did you mean 'reward'?" in msg
 
 
 def test_a_refused_algo_setting_points_at_the_line_that_set_it(tmp_path):

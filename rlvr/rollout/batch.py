@@ -33,7 +33,15 @@ from typing import Any
 
 import torch
 
-from rlvr.losses import POLICY_LOSSES, aggregate, entropy_from_logits, kl_penalty, tis_weights, token_logprobs
+from rlvr.losses import (
+    AGGREGATIONS,
+    POLICY_LOSSES,
+    aggregate,
+    entropy_from_logits,
+    kl_penalty,
+    tis_weights,
+    token_logprobs,
+)
 
 __all__ = ["RolloutBatch", "forward_logprobs", "microbatch_weight", "pack_groups", "policy_loss", "prefix_then_tails",
            "zero_variance"]
@@ -181,24 +189,22 @@ def _forward_cache_kwarg(cls: type) -> str:
     return "cache" if "cache" in inspect.signature(cls.forward).parameters else "past_key_values"
 
 
-def microbatch_weight(mode: str, mask: torch.Tensor, rows: slice, total_rows: int) -> float:
-    """Weight of the micro-batch `mask[rows]` so that sum_k w_k * aggregate(mb_k) = aggregate(all).
+def microbatch_weight(mode: str, mask: torch.Tensor, rows: slice, total_rows: int | None = None) -> float:
+    """Weight of the micro-batch `mask[rows]` so that sum_k w_k * aggregate(mb_k) = aggregate(all),
+    for one process: its share of the aggregation's units (`rlvr.losses.Aggregation.units`).
+    (`rlvr.trainers.update.run_updates` does the same over every process's units under DDP.)
 
     token_mean: its share of the tokens; seq_mean_token_mean: its share of the rows with at least
     one token; seq_mean_token_sum_norm: its share of the rows (the normaliser N * L is per row).
 
     >>> m = torch.tensor([[1., 1.], [1., 0.], [0., 0.]])
-    >>> microbatch_weight("token_mean", m, slice(0, 1), 3), microbatch_weight("seq_mean_token_mean", m, slice(0, 1), 3)
+    >>> microbatch_weight("token_mean", m, slice(0, 1)), microbatch_weight("seq_mean_token_mean", m, slice(0, 1))
     (0.6666666666666666, 0.5)
     """
-    part = mask[rows]
-    if mode == "token_mean":
-        return float(part.sum()) / max(float(mask.sum()), 1.0)
-    if mode == "seq_mean_token_mean":
-        return float((part.sum(-1) > 0).sum()) / max(float((mask.sum(-1) > 0).sum()), 1.0)
-    if mode == "seq_mean_token_sum_norm":
-        return part.shape[0] / max(total_rows, 1)
-    raise ValueError(f"unknown aggregation mode {mode!r}")
+    if mode not in AGGREGATIONS:
+        raise ValueError(f"unknown aggregation mode {mode!r}")
+    units = AGGREGATIONS[mode].units(mask)  # (N,)
+    return float(units[rows].sum()) / max(float(units.sum()), 1.0)
 
 
 def policy_loss(
@@ -208,40 +214,55 @@ def policy_loss(
     adv: torch.Tensor,
     mask: torch.Tensor,
     *,
-    max_len: int,
+    max_len: int | None = None,
     ref_logp: torch.Tensor | None = None,
     entropy: torch.Tensor | None = None,
     sampler_logp: torch.Tensor | None = None,
 ) -> tuple[torch.Tensor, dict[str, float]]:
-    """The scalar loss of one micro-batch under `algo` (an `AlgoConfig`); shapes (n, T), adv (n,).
+    """The scalar loss of one micro-batch under `algo` (an `AlgoConfig`): the objective
+    `rlvr.presets.describe(algo)` prints. Shapes (n, T); adv (n,) or (n, T); mask is the loss mask
+    (truncated completions already zeroed when the preset masks them, see `rlvr.rollout.collect`).
 
     L = aggregate(w * policy_term) [+ kl_coef * aggregate(KL) when kl_in == "loss"]
         [- entropy_coef * aggregate(entropy)], w = TIS weights when ``algo.tis_cap`` is set, or
-        the `rlvr.correction` weights of ``algo.correction``.
+        the `rlvr.correction` weights of ``algo.correction`` (which needs ``sampler_logp``).
+    Every input the preset needs is required: ``sampler_logp`` with tis_cap, ``ref_logp`` with a KL
+    loss term, ``entropy`` with an entropy bonus, ``max_len`` (or algo.norm_length) for
+    seq_mean_token_sum_norm; a missing one is a ValueError, never a silently dropped term.
+    Metrics: the policy loss's (clip fractions, ratios, approx_kl), ``loss/policy`` (the aggregated
+    policy term), and when given ``kl`` and ``entropy`` as token means (comparable across presets).
     """
+    name = getattr(algo, "name", "?")
     per_token, metrics = POLICY_LOSSES[algo.loss](
         logp, old_logp, adv, mask, clip_low=algo.clip_low, clip_high=algo.clip_high, dual_clip=algo.dual_clip
     )
-    if algo.tis_cap is not None and sampler_logp is not None:
+    if algo.tis_cap is not None:
+        if sampler_logp is None:
+            raise ValueError(f"preset {name!r} has tis_cap set: pass sampler_logp")
         w, tis_metrics = tis_weights(old_logp, sampler_logp, mask, algo.tis_cap)
         per_token = per_token * w
         metrics.update(tis_metrics)
     if algo.correction != "none":
         per_token = per_token * _correction(algo, old_logp, sampler_logp, mask, metrics)
     norm = algo.norm_length or max_len
+    if algo.aggregation == "seq_mean_token_sum_norm" and norm is None:
+        raise ValueError(f"preset {name!r} uses seq_mean_token_sum_norm: pass max_len (the run's max_new_tokens) "
+                         "or set algo.norm_length")
     loss = aggregate(per_token, mask, algo.aggregation, norm)
     metrics["loss/policy"] = loss.item()
+    if algo.kl_in == "loss" and algo.kl_coef > 0 and ref_logp is None:
+        raise ValueError(f"preset {name!r} has a KL loss term: pass ref_logp")
     if ref_logp is not None:
         kl = kl_penalty(logp, ref_logp, algo.kl_estimator)  # (n, T)
-        kl_agg = aggregate(kl, mask, algo.aggregation, norm)
         metrics["kl"] = aggregate(kl.detach(), mask, "token_mean").item()
         if algo.kl_in == "loss" and algo.kl_coef > 0:
-            loss = loss + algo.kl_coef * kl_agg
+            loss = loss + algo.kl_coef * aggregate(kl, mask, algo.aggregation, norm)
+    if algo.entropy_coef > 0 and entropy is None:
+        raise ValueError(f"preset {name!r} has an entropy bonus: pass entropy")
     if entropy is not None:
-        ent_agg = aggregate(entropy, mask, algo.aggregation, norm)
         metrics["entropy"] = aggregate(entropy.detach(), mask, "token_mean").item()
         if algo.entropy_coef > 0:
-            loss = loss - algo.entropy_coef * ent_agg
+            loss = loss - algo.entropy_coef * aggregate(entropy, mask, algo.aggregation, norm)
     return loss, metrics
 
 

@@ -235,18 +235,17 @@ def save_final(model: Any, tokenizer: Any, out_dir: Path) -> Path:
 def greedy_accuracy(
     model: Any, tokenizer: Any, task: Any, samples: Sequence[Any], max_new_tokens: int, batch_size: int = 64
 ) -> dict[str, float]:
-    """Greedy held-out accuracy: the fraction of `samples` whose task verifier passes (in-process)."""
+    """Greedy held-out accuracy: the fraction of `samples` whose task verifier passes (in-process),
+    through `rlvr.rollout.evaluate`."""
+    from rlvr.rollout import PromptBatch, evaluate
     from rlvr.samplers import HFSampler, SamplingParams
-    from rlvr.scoring import score_batch
+    from rlvr.scoring import Scorer
 
-    sampler = HFSampler(model, tokenizer, batch_size=batch_size)
-    prompts = [task.render(s, tokenizer) for s in samples]
-    groups = sampler.generate(
-        prompts, n=1, params=SamplingParams(temperature=0.0, max_new_tokens=max_new_tokens)
-    )
-    scores = score_batch(task.verifier(), [g.completions[0].text for g in groups], list(samples), workers=0)
-    acc = sum(bool(s.passed) for s in scores) / max(len(scores), 1)
-    return {"eval/accuracy": acc, "eval/reward": sum(s.reward for s in scores) / max(len(scores), 1)}
+    batch = PromptBatch(list(samples), [task.render(s, tokenizer) for s in samples])
+    with Scorer(task.verifier(), workers=0) as scorer:
+        metrics = evaluate(HFSampler(model, tokenizer, batch_size=batch_size), scorer, batch,
+                           SamplingParams(temperature=0.0, max_new_tokens=max_new_tokens))[1]
+    return {k: metrics[k] for k in ("eval/accuracy", "eval/reward")}
 
 
 def sampled_rows(
@@ -279,7 +278,7 @@ def sampled_rows(
         if not samples:
             out.append(([], []))
             continue
-        prompts, texts, scores = sample_and_score(
+        groups = sample_and_score(
             model,
             tokenizer,
             task,
@@ -292,7 +291,7 @@ def sampled_rows(
             workers=src.workers,
             progress=progress,
         )
-        passed = [[s.passed for s in ss] for ss in scores]
+        prompts, texts, passed = [g.prompt for g in groups], [g.texts for g in groups], [g.passed for g in groups]
         if kind == "kept":
             rows = [
                 {"prompt": p, "completion": t}

@@ -27,16 +27,16 @@ Try it (the demo model, PPO against the math verifier, about 2 s a step)::
 from __future__ import annotations
 
 import contextlib
-import math
 from pathlib import Path
 from typing import Any
 
 import torch
 
 from rlvr.advantages import masked_mean, ppo_advantages
-from rlvr.losses import adaptive_kl_coef, aggregate, kl_penalty, value_loss
-from rlvr.rollout import RolloutBatch, microbatch_weight, prefix_then_tails
+from rlvr.losses import AGGREGATIONS, adaptive_kl_coef, aggregate, kl_penalty, value_loss
+from rlvr.rollout import RolloutBatch, prefix_then_tails
 from rlvr.trainers.setup import build_optimizer, disable_dropout
+from rlvr.trainers.update import UpdatePlan, distributed, run_updates
 
 __all__ = ["Critic", "ppo_step_advantages"]
 
@@ -91,35 +91,34 @@ class Critic:
         return torch.cat(parts) * batch.mask
 
     def update(self, batch: RolloutBatch, old_values: torch.Tensor, returns: torch.Tensor, step: int) -> dict[str, float]:
-        """The critic's share of a PPO step: epochs x minibatches of the clipped value loss."""
-        algo, mbs = self.cfg.algo, self.cfg.optim.micro_batch_size
-        n, sums, count = len(batch), {"loss/value": 0.0, "value/clip_frac": 0.0}, 0
-        gen = torch.Generator().manual_seed(self.cfg.seed * 7907 + step)
-        for _ in range(algo.ppo_epochs):
-            order = torch.randperm(n, generator=gen) if algo.num_minibatches > 1 else torch.arange(n)
-            size = math.ceil(n / algo.num_minibatches)
-            for m in range(algo.num_minibatches):
-                idx = order[m * size:(m + 1) * size]
-                mb, mb_old, mb_ret = batch.select(idx), old_values[idx], returns[idx]
-                group = self._group(shuffled=algo.num_minibatches > 1)
-                starts = list(range(0, len(mb), mbs))
-                for s in starts:
-                    rows = slice(s, s + mbs)
-                    sync = contextlib.nullcontext() if s == starts[-1] else self.acc.no_sync(self.model)
-                    with sync, self.acc.autocast():
-                        per_token, metrics = value_loss(self._forward(mb, rows, group), mb_old[rows], mb_ret[rows],
-                                                        mb.mask[rows], algo.value_clip)
-                        loss = algo.vf_coef * aggregate(per_token, mb.mask[rows], "token_mean")
-                        self.acc.backward(loss * microbatch_weight("token_mean", mb.mask, rows, len(mb)))
-                    sums["loss/value"] += loss.item() / max(algo.vf_coef, 1e-12)
-                    sums["value/clip_frac"] += metrics.get("vf_clip_frac", 0.0)
-                    count += 1
-                if self.cfg.optim.max_grad_norm is not None:
-                    self.acc.clip_grad_norm_(self.model.parameters(), self.cfg.optim.max_grad_norm)
-                self.optimizer.step()
-                self.scheduler.step()
-                self.optimizer.zero_grad(set_to_none=True)
-        return {k: v / max(count, 1) for k, v in sums.items()}
+        """The critic's share of a PPO step: epochs x minibatches of the clipped value loss (token mean),
+        through the policy's loop (`rlvr.trainers.update.run_updates`)."""
+        algo, acc = self.cfg.algo, self.acc
+        group = self._group(shuffled=algo.num_minibatches > 1)
+
+        def micro_step(idx: torch.Tensor, rows: slice, weight: float, last: bool) -> dict[str, float]:
+            sel = idx[rows]
+            mb = batch.select(sel)
+            sync = contextlib.nullcontext() if last else acc.no_sync(self.model)
+            with sync, acc.autocast():
+                per_token, metrics = value_loss(self._forward(mb, slice(0, len(mb)), group), old_values[sel], returns[sel],
+                                                mb.mask, algo.value_clip)
+                loss = algo.vf_coef * aggregate(per_token, mb.mask, "token_mean")
+                acc.backward(loss * weight)
+            return {"loss/value": loss.item() / max(algo.vf_coef, 1e-12), "value/clip_frac": metrics.get("vf_clip_frac", 0.0)}
+
+        def optimizer_step() -> dict[str, float]:
+            if self.cfg.optim.max_grad_norm is not None:
+                acc.clip_grad_norm_(self.model.parameters(), self.cfg.optim.max_grad_norm)
+            self.optimizer.step()
+            self.scheduler.step()
+            self.optimizer.zero_grad(set_to_none=True)
+            return {}
+
+        plan = UpdatePlan(algo.ppo_epochs, algo.num_minibatches, self.cfg.optim.micro_batch_size,
+                          seed=self.cfg.seed * 7907 + step)
+        return run_updates(len(batch), plan, AGGREGATIONS["token_mean"].units(batch.mask), micro_step, optimizer_step,
+                           **distributed(acc))
 
     def state(self) -> dict[str, Any]:
         return {"model": self.acc.unwrap_model(self.model).state_dict(), "optimizer": self.optimizer.state_dict(),

@@ -31,7 +31,6 @@ from __future__ import annotations
 import contextlib
 import copy
 import dataclasses
-import math
 import sys
 import time
 from collections.abc import Callable
@@ -44,6 +43,7 @@ import torch
 from rlvr.alarms import AlarmMonitor
 from rlvr.async_rollout import AsyncRollouts, take_snapshot
 from rlvr.checkpoint import latest_checkpoint, load_checkpoint, save_checkpoint
+from rlvr.losses import AGGREGATIONS
 from rlvr.metrics import RunLogger, read_jsonl_metrics
 from rlvr.presets import outcome_advantages
 from rlvr.rollout import (
@@ -53,7 +53,6 @@ from rlvr.rollout import (
     collect,
     evaluate,
     forward_logprobs,
-    microbatch_weight,
     pack_groups,
     policy_loss,
 )
@@ -61,6 +60,7 @@ from rlvr.samplers import SamplingParams
 from rlvr.scoring import Scorer
 from rlvr.trainers import setup
 from rlvr.trainers.config import TrainConfig
+from rlvr.trainers.update import UpdatePlan, distributed, run_updates
 
 __all__ = ["train"]
 
@@ -135,48 +135,42 @@ def _no_grad_logprobs(model: Any, batch: Any, cfg: TrainConfig, group: int = 1) 
 
 def _update(parts: Parts, batch: Any, adv: torch.Tensor, old_logp: torch.Tensor | None, ref_logp: torch.Tensor | None,
             step: int, times: dict[str, float] | None = None) -> dict[str, float]:
-    """`ppo_epochs` x `num_minibatches` optimizer steps over `batch`, accumulating micro-batches."""
+    """`ppo_epochs` x `num_minibatches` optimizer steps over `batch` (`rlvr.trainers.update.run_updates`)."""
     cfg, algo, acc = parts.cfg, parts.cfg.algo, parts.acc
-    n, mbs = len(batch), cfg.optim.micro_batch_size
     entropy = "grad" if algo.entropy_coef > 0 else "metric"
-    sums: dict[str, float] = {}
-    count = 0
-    gen = torch.Generator().manual_seed(cfg.seed * 7919 + step)
-    t_start = time.perf_counter()
-    for _ in range(algo.ppo_epochs):
-        order = torch.randperm(n, generator=gen) if algo.num_minibatches > 1 else torch.arange(n)
-        size = math.ceil(n / algo.num_minibatches)
-        for m in range(algo.num_minibatches):
-            rows_idx = order[m * size:(m + 1) * size]
-            group = _prefix_group(cfg, shuffled=algo.num_minibatches > 1)
-            mb, mb_adv = batch.select(rows_idx), adv[rows_idx]
-            mb_old = old_logp[rows_idx] if old_logp is not None else None
-            mb_ref = ref_logp[rows_idx] if ref_logp is not None else None
-            starts = list(range(0, len(mb), mbs))
-            for s in starts:
-                rows = slice(s, s + mbs)
-                sync = contextlib.nullcontext() if s == starts[-1] else acc.no_sync(parts.model)
-                with sync, acc.autocast():
-                    logp, ent = forward_logprobs(parts.model, mb, rows, cfg.rollout.temperature, entropy, group)
-                    old = mb_old[rows] if mb_old is not None else logp.detach()
-                    loss, metrics = policy_loss(algo, logp, old, mb_adv[rows], mb.mask[rows], max_len=cfg.rollout.max_new_tokens,
-                                                ref_logp=mb_ref[rows] if mb_ref is not None else None, entropy=ent, sampler_logp=mb.sampler_logp[rows])
-                    acc.backward(loss * microbatch_weight(algo.aggregation, mb.mask, rows, len(mb)))
-                for k, v in metrics.items():
-                    sums[k] = sums.get(k, 0.0) + v
-                count += 1
-            t_opt = time.perf_counter()
-            if cfg.optim.max_grad_norm is not None:
-                norm = acc.clip_grad_norm_(parts.model.parameters(), cfg.optim.max_grad_norm)
-                sums["grad_norm"] = sums.get("grad_norm", 0.0) + float(norm) * len(starts)
-            parts.optimizer.step()
-            parts.scheduler.step()
-            parts.optimizer.zero_grad(set_to_none=True)
-            if times is not None:
-                times["time/optimizer"] = times.get("time/optimizer", 0.0) + time.perf_counter() - t_opt
+    group = _prefix_group(cfg, shuffled=algo.num_minibatches > 1)
+
+    def micro_step(idx: torch.Tensor, rows: slice, weight: float, last: bool) -> dict[str, float]:
+        sel = idx[rows]
+        mb = batch.select(sel)
+        sync = contextlib.nullcontext() if last else acc.no_sync(parts.model)
+        with sync, acc.autocast():
+            logp, ent = forward_logprobs(parts.model, mb, slice(0, len(mb)), cfg.rollout.temperature, entropy, group)
+            old = old_logp[sel] if old_logp is not None else logp.detach()
+            loss, metrics = policy_loss(algo, logp, old, adv[sel], mb.mask, max_len=cfg.rollout.max_new_tokens,
+                                        ref_logp=ref_logp[sel] if ref_logp is not None else None, entropy=ent,
+                                        sampler_logp=mb.sampler_logp)
+            acc.backward(loss * weight)
+        return metrics
+
+    def optimizer_step() -> dict[str, float]:
+        t_opt, out = time.perf_counter(), {}
+        if cfg.optim.max_grad_norm is not None:
+            out["grad_norm"] = float(acc.clip_grad_norm_(parts.model.parameters(), cfg.optim.max_grad_norm))
+        parts.optimizer.step()
+        parts.scheduler.step()
+        parts.optimizer.zero_grad(set_to_none=True)
+        clock["optimizer"] += time.perf_counter() - t_opt
+        return out
+
+    clock = {"optimizer": 0.0, "start": time.perf_counter()}
+    plan = UpdatePlan(algo.ppo_epochs, algo.num_minibatches, cfg.optim.micro_batch_size, seed=cfg.seed * 7919 + step)
+    out = run_updates(len(batch), plan, AGGREGATIONS[algo.aggregation].units(batch.mask), micro_step, optimizer_step,
+                      **distributed(acc))
     if times is not None:
-        times["time/forward_backward"] = time.perf_counter() - t_start - times.get("time/optimizer", 0.0)
-    return {k: v / count for k, v in sums.items()}
+        times["time/optimizer"] = clock["optimizer"]
+        times["time/forward_backward"] = time.perf_counter() - clock["start"] - clock["optimizer"]
+    return out
 
 
 def _step_metrics(groups: list[ScoredGroup], extra: dict[str, float]) -> dict[str, float]:
