@@ -158,7 +158,8 @@ class AsyncRollouts:
         self._lock = threading.Lock()  # held while the engine is in use (producer or `exclusive`)
         self.staleness_hist: Counter[int] = Counter()
         self.dropped = 0
-        self.pushes: list[SyncReport] = []
+        self.pushes = 0  # weight pushes so far
+        self.last_push: SyncReport | None = None  # the newest push's report
         self._next = (first_step, position)
         self._thread: threading.Thread | None = None
         self._stop = threading.Event()
@@ -194,7 +195,7 @@ class AsyncRollouts:
             return None
         report = push_snapshot(self.sampler, snap)
         self.engine_version = snap.version
-        self.pushes.append(report)
+        self.pushes, self.last_push = self.pushes + 1, report
         return report
 
     def _run(self, step: int, pos: int, stop: threading.Event, q: queue.Queue) -> None:
@@ -297,6 +298,9 @@ class AsyncRollouts:
         """Cumulative staleness histogram and drop count, for the step's metrics."""
         out = {f"async/staleness_hist/{k}": float(v) for k, v in sorted(self.staleness_hist.items())}
         out["async/dropped_stale"] = float(self.dropped)
+        if self.last_push is not None:
+            out.update({"async/pushes": float(self.pushes), "async/push_s": self.last_push.push_s,
+                        "async/probe_max_diff": self.last_push.max_abs_diff})
         return out
 
     def close(self) -> None:
