@@ -58,13 +58,15 @@ def _tree_rss_mb(pid: int) -> float:
     return total / 2**20
 
 
-def run_one(k: int, steps: int, out: Path, cores: tuple[str, str] | None) -> dict:
+def run_one(k: int, steps: int, out: Path, cores: tuple[str, str] | None, correction: str = "none") -> dict:
     """One demo run at max_staleness=k; its metrics rows, eval accuracy and peak RSS."""
     run_dir = out / f"k{k}-{time.time_ns()}"
     cmd = [sys.executable, "-m", "rlvr", "train", f"steps={steps}", "max_minutes=null", "rollout.backend=vllm",
            f"rollout.max_staleness={k}", "rollout.vllm.dtype=float32", f"logging.run_dir={run_dir}",
            f"logging.eval_every={steps}", "logging.progress=none", "logging.tensorboard=false",
            "logging.rollouts=false", "checkpoint.every=0", "checkpoint.keep_last=1"]
+    if k > 0:
+        cmd.append(f"algo.correction={correction}")
     env = dict(os.environ, OMP_NUM_THREADS="1", VLLM_CPU_KVCACHE_SPACE="1", PYTHONPATH=str(REPO))
     if cores is not None:
         env["VLLM_CPU_OMP_THREADS_BIND"] = cores[1]
@@ -98,6 +100,7 @@ def main() -> int:
     ap.add_argument("--steps", type=int, default=40, help="train steps per run (the first is warm-up)")
     ap.add_argument("--rounds", type=int, default=3, help="rounds of K = 0, 1, 2 (alternating)")
     ap.add_argument("--ks", default="0,1,2")
+    ap.add_argument("--correction", default="none", help="algo.correction of the async (K > 0) runs")
     ap.add_argument("--no-pin", action="store_true", help="do not pin the engine and the trainer to separate cores")
     ap.add_argument("--out", default=None, help="directory for the runs (default: a temporary one)")
     args = ap.parse_args()
@@ -108,7 +111,7 @@ def main() -> int:
     results: dict[int, list[dict]] = {k: [] for k in ks}
     for rnd in range(args.rounds):
         for k in ks:
-            r = run_one(k, args.steps, out, cores)
+            r = run_one(k, args.steps, out, cores, args.correction)
             results[k].append(r)
             print(f"round {rnd + 1} K={k}: {r['steps_s']:.3f} steps/s, {r['tokens_s']:.0f} tok/s, "
                   f"held-out {r['acc0']:.2f} -> {r['acc']:.2f}, peak RSS {r['peak_mb']:.0f} MB, "
@@ -117,7 +120,8 @@ def main() -> int:
     med = {k: {f: statistics.median(r[f] for r in rs) for f in ("steps_s", "tokens_s", "acc", "peak_mb", "staleness")}
            for k, rs in results.items()}
     print(f"\nDemo (GRPO, 16x8, <= 24 tokens) with VLLMSampler, {args.steps} steps per run ({args.steps - 1} timed), "
-          f"median of {args.rounds} round(s); pinned: {cores is not None}; load {os.getloadavg()[0]:.2f}\n")
+          f"median of {args.rounds} round(s); async correction: {args.correction}; pinned: {cores is not None}; "
+          f"load {os.getloadavg()[0]:.2f}\n")
     print("| max_staleness | steps/s | tokens/s | held-out accuracy | mean staleness | peak RSS (MB) |")
     print("|---|---|---|---|---|---|")
     for k, m in med.items():

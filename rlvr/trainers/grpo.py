@@ -249,7 +249,7 @@ def _async_source(parts: Parts, state: dict[str, Any], start: int) -> AsyncRollo
         return None
     if k > 0 and cfg.algo.correction == "none" and cfg.algo.tis_cap is None:
         print(f"rlvr train: max_staleness={k} with algo.correction=none: samples up to {k} step(s) old are weighted "
-              "as if on-policy (see algo.correction: token_tis, seq_tis, seq_mask, token_mask)", file=sys.stderr)
+              "as if on-policy; algo.correction=token_tis is recommended (docs/training.md, async)", file=sys.stderr)
     mine = dataclasses.replace(parts, tokenizer=copy.deepcopy(parts.tokenizer))  # the producer thread's own tokenizer
 
     def produce(step: int, position: int) -> tuple[Any, int]:
