@@ -64,7 +64,8 @@ def test_k0_through_the_producer_reproduces_the_synchronous_run(tmp_path, vllm_m
     sync, asyn = _metrics(sync_dir), _metrics(async_dir)
     assert sorted(sync) == sorted(asyn) == [0, 1, 2, 3, 4]
     for step in range(1, 5):
-        assert asyn[step]["async/staleness"] == 0.0  # the async path really ran
+        assert asyn[step]["async/staleness"] == 0.0  # the async path really ran ...
+        assert asyn[step]["async/dropped_stale"] == 0.0  # ... and never generated a batch too early
         same = {k: v for k, v in sync[step].items() if not k.startswith("time/")}
         assert {k: asyn[step][k] for k in same} == same, step  # exact, not approx
     assert "eval/accuracy" in asyn[3] and "eval/accuracy" in asyn[4]
