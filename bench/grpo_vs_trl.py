@@ -211,6 +211,8 @@ def main() -> int:
         print(f"| {which} | did not run: {error} | | | |")
     for which, runs in results.items() if args.breakdown else ():
         phases = {k: statistics.median(r["phases"][k] for r in runs) for k in runs[0].get("phases", {})}
+        if not phases:  # TRL's rows: no per-phase times
+            continue
         print(f"\n{which} step breakdown (s, median over runs of each run's mean): "
               + ", ".join(f"{k.removeprefix('time/')} {v:.2f}" for k, v in phases.items()))
     for which in ("rlvr", "rlvr-vllm"):
