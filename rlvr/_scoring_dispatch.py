@@ -1,11 +1,11 @@
 """Internals of `rlvr.scoring`: the dispatcher thread that owns a `Scorer`'s worker processes.
 
-`_Dispatcher` is the half of `rlvr.scoring.Scorer` that runs on its dispatcher thread (`_run`):
-it cuts batches into chunks, starts workers (`_spawn`), sends chunks, collects results, enforces
-the per-item deadline from the shared start-time array (`_running`, `_check_deadlines`), and on a
-timeout or a death kills the worker, blames the item it was running and requeues the rest
-(`_lost`). `Scorer` inherits it and sets the state it uses in ``__init__``; `Scorer._finish`
-(turning a finished batch into a result or a `ScoringError`) stays with the public API. The
+`_Dispatcher` owns a `rlvr.scoring.Scorer`'s worker processes and runs its dispatcher thread
+(`_run`): it cuts batches into chunks, starts workers (`_spawn`, each told the per-item deadline
+the Scorer set), sends chunks, collects results, enforces that deadline from the shared
+start-time array (`_running`, `_check_deadlines`), and on a timeout or a death kills the worker,
+blames the item it was running and requeues the rest (`_lost`). The `Scorer` holds one and gives
+it a ``finish`` callback (turning a finished batch into a result or a `ScoringError`). The
 failure semantics are documented in `rlvr.scoring`.
 
 What it does not do: run verifiers (the worker loop is `rlvr._scoring_worker._worker_main`) or
@@ -25,13 +25,15 @@ from __future__ import annotations
 import logging
 import os
 import pickle
+import threading
 import time
 import traceback
 from collections import deque
+from collections.abc import Callable, Sequence
 from multiprocessing.connection import wait as _wait
 from typing import Any
 
-from rlvr._scoring_worker import ScoringError, _Batch, _Chunk, _worker_main
+from rlvr._scoring_worker import ScoringError, _Batch, _Chunk, _mp_context, _worker_main
 
 log = logging.getLogger("rlvr.scoring")
 
@@ -49,13 +51,56 @@ class _Worker:
 
 
 class _Dispatcher:
-    """The dispatcher-thread methods of `Scorer` (which sets every attribute they use).
+    """A `Scorer`'s worker processes and the thread that owns them (a `Scorer` holds one).
 
-    Only `_wake` (from any thread, under ``_lock``) and `_finish` (defined by `Scorer`) cross
-    between the two halves; everything else runs on the dispatcher thread, which owns all pipes.
+    Any thread may call `submit` and `close`; everything else runs on the dispatcher thread, which
+    owns all pipes. A finished batch goes to ``finish(batch)`` (the Scorer turns it into a result
+    or a `ScoringError`), called on the dispatcher thread.
     """
 
-    _finish: Any  # Scorer._finish(batch): resolve the batch's future
+    def __init__(self, spec: Any, *, workers: int, timeout_s: float, chunk_size: int | None,
+                 preload: Sequence[str], finish: Callable[[_Batch], None]):
+        self.workers, self.timeout_s, self.chunk_size = workers, timeout_s, chunk_size
+        self._finish = finish
+        self._ctx, self._spec_blob = _mp_context(spec, preload)
+        self._slots = self._ctx.RawArray("q", 2 * workers)  # per worker: (seq<<20|pos)*2+done, t0 ns
+        self._lock = threading.Lock()
+        self._closed = self._cancel = False
+        self._broken: str | None = None
+        self._inbox: deque[_Batch] = deque()
+        self._pool: list[_Worker | None] = [None] * workers
+        self._queue: deque[_Chunk] = deque()
+        self._active: set[_Batch] = set()
+        self._start_failures = self._seq = 0
+        self._wake_r, self._wake_w = os.pipe()
+        os.set_blocking(self._wake_r, False)
+        os.set_blocking(self._wake_w, False)
+        self._thread = threading.Thread(target=self._run, name="rlvr-scorer", daemon=True)
+        self._thread.start()
+
+    def submit(self, batch: _Batch) -> None:
+        """Queue `batch` (any thread); raises when closed or broken."""
+        with self._lock:
+            if self._closed or self._broken:
+                batch.progress.close()
+                if self._closed:
+                    raise RuntimeError("Scorer is closed")
+                raise ScoringError(self._broken)
+            self._inbox.append(batch)
+        self._wake()
+
+    def close(self, wait: bool = True) -> None:
+        """Stop the workers: wait=True finishes queued batches first; wait=False fails them."""
+        with self._lock:
+            if self._closed:
+                return
+            self._closed, self._cancel = True, not wait
+        self._wake()
+        self._thread.join()
+        with self._lock:
+            os.close(self._wake_r)
+            os.close(self._wake_w)
+            self._wake_w = -1
 
     def _wake(self) -> None:
         with self._lock:
@@ -145,7 +190,7 @@ class _Dispatcher:
         self._slots[2 * slot] = -1
         proc = self._ctx.Process(
             target=_worker_main,
-            args=(child, self._slots, slot, self._spec_blob),
+            args=(child, self._slots, slot, self._spec_blob, self.timeout_s),
             daemon=True,
             name=f"rlvr-verifier-{slot}",
         )

@@ -35,7 +35,7 @@ from rlvr.verifiers.base import (
     Score,
     _split_spec,
     resolve_verifier,
-    set_deadline_enforced,
+    under_deadline,
 )
 
 __all__ = ["DEFAULT_PRELOAD", "ScoredBatch", "ScoringError", "ScoringReport"]
@@ -283,8 +283,9 @@ def _send(conn: Any, seq: int, records: list[tuple[int, str, Any]]) -> None:
         conn.send((seq, fixed))
 
 
-def _worker_main(conn: Any, slots: Any, slot: int, spec_blob: bytes) -> None:
-    """Build the verifier, then score chunks until told to stop (None) or the pipe closes.
+def _worker_main(conn: Any, slots: Any, slot: int, spec_blob: bytes, deadline_s: float) -> None:
+    """Build the verifier (in its `under_deadline` form: the parent kills an item after
+    `deadline_s`), then score chunks until told to stop (None) or the pipe closes.
 
     Before each item it writes (chunk seq, position) and the start time into ``slots`` so that the
     parent can enforce the deadline and blame the right item; after it, the "done" mark (odd key).
@@ -293,9 +294,8 @@ def _worker_main(conn: Any, slots: Any, slot: int, spec_blob: bytes) -> None:
 
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C is the parent's to handle
     _die_with_parent()
-    set_deadline_enforced(True)
     try:
-        verifier = resolve_verifier(pickle.loads(spec_blob))
+        verifier = under_deadline(resolve_verifier(pickle.loads(spec_blob)), deadline_s)
     except BaseException:
         conn.send(("init_error", traceback.format_exc()))
         return

@@ -319,23 +319,29 @@ def _closest(name: str, known: Any) -> str:
     return f"; did you mean {close[0]!r}?" if close else ""
 
 
-def describe(cfg: AlgoConfig) -> str:
+def describe(cfg: AlgoConfig, base: str | None = None, max_new_tokens: int | None = None) -> str:
     """The exact objective `cfg` resolves to, one labelled line per piece, numbers substituted.
+
+    base: the preset the overrides are shown against (default ``cfg.name``; a run passes its
+    ``preset``). max_new_tokens: the run's limit, substituted for L_max when given.
 
     >>> print(describe(get_preset("dapo")).splitlines()[0])
     preset dapo: DAPO: clip-higher, dynamic sampling, token-level loss, soft overlong penalty, no KL
     """
     adv = cfg.resolved_advantage
     lines = [f"preset {cfg.name}: {cfg.summary}" if cfg.summary else f"preset {cfg.name}"]
-    if cfg.name in PRESETS:
-        base = PRESETS[cfg.name]
+    base = base or cfg.name
+    if base in PRESETS:
+        ref = dataclasses.replace(PRESETS[base], name=cfg.name, summary=cfg.summary)
         changed = [
             f"{f.name}={getattr(cfg, f.name)!r}"
             for f in dataclasses.fields(cfg)
-            if getattr(cfg, f.name) != getattr(base, f.name)
+            if getattr(cfg, f.name) != getattr(ref, f.name)
         ]
         if changed:
             lines.append("overrides   " + ", ".join(changed))
+    if max_new_tokens is not None and cfg.norm_length is None:  # the run's constant, substituted
+        cfg = dataclasses.replace(cfg, norm_length=max_new_tokens)
     reward = "r_i = verifier reward of completion o_i"
     if cfg.overlong_buffer > 0:
         reward += (
@@ -375,7 +381,7 @@ def describe(cfg: AlgoConfig) -> str:
         lines.append(f"            {dual}")
     if cfg.aggregation == "seq_mean_token_sum_norm":
         where = cfg.norm_length if cfg.norm_length is not None else "the run's max_new_tokens"
-        lines.append(f"            L_max = {where} (a constant, not the batch's lengths)")
+        lines.append(f"            L_max = {where} (a constant, not the batch's lengths; required)")
     if cfg.kl_coef > 0:
         ctrl = (
             f", adaptive towards KL = {cfg.kl_target:g} (horizon {cfg.kl_horizon})" if cfg.kl_target else ""

@@ -30,8 +30,9 @@ thread (no ``fork`` of a threaded parent, no ``signal.alarm``). The fork server 
 not a fresh interpreter. Items travel in chunks to amortise IPC; each worker writes "item k of chunk
 c started at t" into a shared array before each item, so the parent enforces a per-item deadline
 that starts when the previous item finished, and knows exactly which item hung or crashed.
-One dispatcher thread per Scorer owns all pipes (`rlvr._scoring_dispatch`); `submit` only
-enqueues.
+One dispatcher per Scorer (`rlvr._scoring_dispatch._Dispatcher`, which the Scorer holds) owns the
+workers and all pipes on its own thread; `submit` only enqueues. The per-item deadline is set once
+here (``timeout_s``) and handed to every worker, whose verifier is told it (`under_deadline`).
 
 What it does not do: sandbox code (that is `rlvr.sandboxes`), or retry an item that timed out.
 ``workers=0`` scores in the calling thread: same API and reports, but no deadline can be enforced
@@ -59,25 +60,22 @@ import logging
 import os
 import threading
 import weakref
-from collections import deque
 from collections.abc import Sequence
 from concurrent.futures import Future
 from typing import Any
 
 from rlvr._scoring_dispatch import MAX_CHUNK as MAX_CHUNK  # re-exported: it was defined here
-from rlvr._scoring_dispatch import _Dispatcher, _Worker
+from rlvr._scoring_dispatch import _Dispatcher
 from rlvr._scoring_worker import (
     ScoredBatch,
     ScoringError,
     ScoringReport,
     _Batch,
-    _Chunk,
-    _mp_context,
     _Progress,
     _run_item,
     _validate,
 )
-from rlvr.verifiers.base import declared_timeout, resolve_verifier
+from rlvr.verifiers.base import declared_timeout, prefetch, resolve_verifier
 
 __all__ = ["DEFAULT_TIMEOUT_S", "ScoredBatch", "Scorer", "ScoringError", "ScoringReport", "score_batch"]
 
@@ -92,7 +90,7 @@ def _default_workers() -> int:
     return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
 
 
-class Scorer(_Dispatcher):
+class Scorer:
     """A pool of verifier worker processes, kept alive across batches.
 
     verifier: a registered name, a ``(name, options)`` pair, a `combine(...)`, or a picklable callable.
@@ -138,24 +136,14 @@ class Scorer(_Dispatcher):
         self.max_exception_fraction = max_exception_fraction
         self.stats = ScoringReport()  # cumulative over all batches
         self._lock = threading.Lock()
-        self._closed = self._cancel = False
-        self._broken: str | None = None
+        self._closed = False
+        self._dispatch: _Dispatcher | None = None
         if self.workers == 0:
             self._local = resolve_verifier(verifier)
             self._serial = threading.Lock()  # a stateful verifier sees one call at a time
             return
-        self._ctx, self._spec_blob = _mp_context(verifier, preload)
-        self._slots = self._ctx.RawArray("q", 2 * self.workers)  # per worker: (seq<<20|pos)*2+done, t0 ns
-        self._inbox: deque[_Batch] = deque()
-        self._pool: list[_Worker | None] = [None] * self.workers
-        self._queue: deque[_Chunk] = deque()
-        self._active: set[_Batch] = set()
-        self._start_failures = self._seq = 0
-        self._wake_r, self._wake_w = os.pipe()
-        os.set_blocking(self._wake_r, False)
-        os.set_blocking(self._wake_w, False)
-        self._thread = threading.Thread(target=self._run, name="rlvr-scorer", daemon=True)
-        self._thread.start()
+        self._dispatch = _Dispatcher(verifier, workers=self.workers, timeout_s=self.timeout_s, chunk_size=chunk_size,
+                                     preload=preload, finish=self._finish)
         _LIVE.add(self)
 
     # ------------------------------------------------------------------ public API
@@ -167,24 +155,16 @@ class Scorer(_Dispatcher):
         fut: Future = Future()
         fut.set_running_or_notify_cancel()
         batch = _Batch(fut, list(completions), checked, _Progress(self.progress, len(checked)))
-        if self.workers == 0:  # in the calling thread, one batch at a time: no deadline here
+        if self._dispatch is None:  # in the calling thread, one batch at a time: no deadline here
             with self._serial:
-                # Batched verifiers (a learned reward model) score the whole batch at once first;
-                # the per-item calls below then hit their cache.
-                if hasattr(self._local, "prefetch"):
-                    self._local.prefetch(batch.completions, batch.samples)
+                # Batch verifiers (a learned reward model, alone or in a combine) score the whole
+                # batch at once first; the per-item calls below then hit their cache.
+                prefetch(self._local, batch.completions, batch.samples)
                 for i, (c, s) in enumerate(zip(batch.completions, batch.samples)):
                     batch.put(i, *_run_item(self._local, c, s))
             self._finish(batch)
             return fut
-        with self._lock:
-            if self._closed or self._broken:
-                batch.progress.close()
-                if self._closed:
-                    raise RuntimeError("Scorer is closed")
-                raise ScoringError(self._broken)
-            self._inbox.append(batch)
-        self._wake()
+        self._dispatch.submit(batch)
         return fut
 
     def score(self, completions: Sequence[str], samples: Sequence[Any]) -> ScoredBatch:
@@ -196,16 +176,10 @@ class Scorer(_Dispatcher):
         with self._lock:
             if self._closed:
                 return
-            self._closed, self._cancel = True, not wait
-        if self.workers == 0:
-            return
-        self._wake()
-        self._thread.join()
-        with self._lock:
-            os.close(self._wake_r)
-            os.close(self._wake_w)
-            self._wake_w = -1
-        _LIVE.discard(self)
+            self._closed = True
+        if self._dispatch is not None:
+            self._dispatch.close(wait)
+            _LIVE.discard(self)
 
     def __enter__(self) -> Scorer:
         return self
@@ -217,7 +191,7 @@ class Scorer(_Dispatcher):
         return f"Scorer({self.spec!r}, workers={self.workers}, timeout_s={self.timeout_s})"
 
     # ------------------------------------------------------------------ a finished batch
-    # (the dispatcher-thread methods are inherited from `rlvr._scoring_dispatch._Dispatcher`)
+    # (called on the dispatcher thread, or in the calling thread with workers=0)
     def _finish(self, batch: _Batch) -> None:
         result = batch.close()
         report = result.report

@@ -22,7 +22,7 @@ import pytest
 
 from rlvr.scoring import Scorer, ScoringError, score_batch
 from rlvr.verifiers import Sample, Score, combine
-from rlvr.verifiers.base import deadline_enforced
+from rlvr.verifiers.base import BatchVerifier, DeadlineAware, batched_components
 
 DEADLINE = 1.0
 PLUGIN_PATH = Path(__file__).resolve().parent / "fixtures" / "plugin_path"
@@ -52,7 +52,7 @@ def misbehave(completion: str, sample: Sample) -> Score:
     if completion == "float":
         return 1.0  # not a Score: a bug, reported as an exception
     return Score(
-        1.0, True, {"i": sample.metadata.get("i"), "pid": os.getpid(), "enforced": deadline_enforced()}
+        1.0, True, {"i": sample.metadata.get("i"), "pid": os.getpid()}
     )
 
 
@@ -68,12 +68,18 @@ def poison_on_send(completion: str, sample: Sample) -> Score:
 
 
 class Budgeted:
-    """A class verifier declaring its own time budget."""
+    """A class verifier declaring its own time budget, told the deadline its caller enforces."""
 
     timeout_s = 0.2
 
+    def __init__(self, deadline_s: float | None = None):
+        self.deadline_s = deadline_s
+
+    def under_deadline(self, deadline_s: float) -> Budgeted:
+        return Budgeted(deadline_s)
+
     def __call__(self, completion: str, sample: Sample) -> Score:
-        return Score(0.0, None, {"enforced": deadline_enforced()})
+        return Score(0.0, None, {"deadline_s": self.deadline_s})
 
 
 class BreaksInWorker:
@@ -234,12 +240,15 @@ def test_names_options_and_entry_point_plugins_resolve_in_workers(monkeypatch):
 
 
 def test_deadline_defaults_to_the_verifiers_budget_and_workers_know_it_is_enforced():
-    with Scorer(Budgeted(), workers=1) as scorer:
+    assert isinstance(Budgeted(), DeadlineAware)
+    with Scorer(Budgeted(), workers=1) as scorer:  # the one deadline, set here, reaches the worker
         assert scorer.timeout_s == pytest.approx(0.2 + 0.5)
-        assert scorer.score(["x"], [Sample()])[0].info == {"enforced": True}
+        assert scorer.score(["x"], [Sample()])[0].info == {"deadline_s": pytest.approx(0.7)}
+    with Scorer(combine({"b": 1.0}, {"b": Budgeted()}), workers=1, timeout_s=3.0) as scorer:  # inside a combine too
+        assert scorer.score(["x"], [Sample()])[0].info["b"] == {"deadline_s": 3.0}
     assert Scorer(misbehave, workers=0).timeout_s == 10.0
     in_process = score_batch(Budgeted(), ["x"], [Sample()], workers=0)
-    assert in_process[0].info == {"enforced": False}  # nobody can kill the calling thread
+    assert in_process[0].info == {"deadline_s": None}  # nobody can kill the calling thread
 
 
 def test_workers_zero_scores_in_process_with_the_same_report():
@@ -365,7 +374,15 @@ class BatchedLength:
 
 def test_in_process_scorer_lets_batched_verifiers_prefetch_the_whole_batch():
     verifier = BatchedLength()
+    assert isinstance(verifier, BatchVerifier)
     with Scorer(verifier, workers=0) as scorer:
         out = scorer.score(["a", "bbb", "cc"], rows(["a", "bbb", "cc"]))
     assert [s.reward for s in out] == [1.0, 3.0, 2.0]
     assert verifier.batches == [3]
+    # inside a combine inside a combine, the batch verifier is found and prefetched once per batch
+    inner = BatchedLength()
+    nested = combine({"outer": 1.0, "fmt": 0.0}, {"outer": combine({"len": 1.0}, {"len": inner}), "fmt": "format"})
+    assert batched_components(nested) == [inner] and batched_components(combine({"fmt": 1.0}, {"fmt": "format"})) == []
+    with Scorer(nested, workers=0) as scorer:
+        assert [s.reward for s in scorer.score(["a", "bb"], rows(["a", "bb"]))] == [1.0, 2.0]
+    assert inner.batches == [2]

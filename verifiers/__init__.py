@@ -15,26 +15,28 @@ Try it::
 """
 
 from rlvr.verifiers.base import (
+    BatchVerifier,
     Combined,
+    DeadlineAware,
     Sample,
     Score,
     Verifier,
     VerifierError,
     combine,
-    deadline_enforced,
     get_verifier,
     list_verifiers,
     register_verifier,
 )
 
 __all__ = [
+    "BatchVerifier",
     "Combined",
+    "DeadlineAware",
     "Sample",
     "Score",
     "Verifier",
     "VerifierError",
     "combine",
-    "deadline_enforced",
     "get_verifier",
     "list_verifiers",
     "register_verifier",

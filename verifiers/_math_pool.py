@@ -8,7 +8,7 @@ returns "timeout". No `signal.alarm`, no fork of the (threaded) parent, no depen
 caller's `__main__`: safe from any thread. At least two workers (one idle or booting) are kept.
 
 What it does not do: decide anything itself (`_math_compare` + `_math_sympy` do), or run inside
-a scoring worker (there `deadline_enforced()` is True and the verifier calls sympy in-process).
+a scoring worker (there the verifier runs in its `under_deadline` form and calls sympy in-process).
 
 Try it::
 

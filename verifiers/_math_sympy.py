@@ -15,7 +15,7 @@ exact evaluator (huge exponents and factorials raise `TooLarge` before sympy tou
    points must all agree to 45 digits (a polynomial-identity style test).
 
 Callers bound the time: this code may be slow on hostile input and is run where it can be killed
-(`_math_pool`) or where the scoring worker's parent kills it (`deadline_enforced()`).
+(`_math_pool`) or where the scoring worker's parent kills it (`MathVerifier.under_deadline`).
 
 Try it::
 

@@ -31,19 +31,22 @@ from importlib.metadata import entry_points
 from typing import Any, Protocol, runtime_checkable
 
 __all__ = [
+    "BatchVerifier",
     "Combined",
+    "DeadlineAware",
     "Sample",
     "Score",
     "Verifier",
     "VerifierError",
+    "batched_components",
     "combine",
-    "deadline_enforced",
     "declared_timeout",
     "get_verifier",
     "list_verifiers",
+    "prefetch",
     "register_verifier",
     "resolve_verifier",
-    "set_deadline_enforced",
+    "under_deadline",
 ]
 
 
@@ -95,7 +98,10 @@ class Score:
     suspicious: bool | None = None
 
     def to_dict(self) -> dict[str, Any]:
-        return {"reward": float(self.reward), "passed": self.passed, "suspicious": self.suspicious, "info": self.info}
+        out = {"reward": float(self.reward), "passed": self.passed, "info": self.info}
+        if self.suspicious is not None:  # only verifiers that check for hacking report it
+            out["suspicious"] = self.suspicious
+        return out
 
 
 @runtime_checkable
@@ -103,21 +109,48 @@ class Verifier(Protocol):
     def __call__(self, completion: str, sample: Sample) -> Score: ...
 
 
-# Set in worker processes whose parent enforces a per-item deadline by killing the worker
-# (rlvr.scoring). Verifiers that otherwise protect themselves with a helper process (math's sympy
-# guard) may then do that work in-process.
-_DEADLINE_ENFORCED = False
+@runtime_checkable
+class BatchVerifier(Protocol):
+    """A verifier that scores a whole batch at once, on this process's device (a learned reward model).
+
+    `rlvr.scoring` scores such verifiers in the calling process (``workers=0``; the trainer picks
+    that by itself) and calls ``prefetch`` once per batch before the per-item calls, which then
+    return the batch's cached Scores. Implement both methods to be treated as one.
+    """
+
+    def prefetch(self, completions: Sequence[str], samples: Sequence[Sample]) -> None: ...
+
+    def __call__(self, completion: str, sample: Sample) -> Score: ...
 
 
-def deadline_enforced() -> bool:
-    """True inside a scoring worker whose parent kills it when an item overruns its deadline."""
-    return _DEADLINE_ENFORCED
+@runtime_checkable
+class DeadlineAware(Protocol):
+    """A verifier that guards itself against hangs (e.g. math's killable sympy helper process)
+    unless its caller enforces the per-item deadline by killing the process that runs it.
+
+    `rlvr.scoring`'s workers are such callers: each builds its verifier and runs
+    ``verifier.under_deadline(deadline_s)`` instead, the form that may do the work in-process.
+    """
+
+    def under_deadline(self, deadline_s: float) -> Verifier: ...
 
 
-def set_deadline_enforced(value: bool = True) -> None:
-    """Called by rlvr.scoring's worker initialiser; not for user code."""
-    global _DEADLINE_ENFORCED
-    _DEADLINE_ENFORCED = value
+def under_deadline(verifier: Verifier, deadline_s: float) -> Verifier:
+    """The form of `verifier` to run where the caller kills an item after `deadline_s` seconds."""
+    return verifier.under_deadline(deadline_s) if isinstance(verifier, DeadlineAware) else verifier
+
+
+def batched_components(verifier: Verifier) -> list[BatchVerifier]:
+    """The batch verifiers in `verifier`: itself, or those among a `combine`'s components (nested too)."""
+    if isinstance(verifier, Combined):
+        return [b for v in verifier._verifiers().values() for b in batched_components(v)]
+    return [verifier] if isinstance(verifier, BatchVerifier) else []
+
+
+def prefetch(verifier: Verifier, completions: Sequence[str], samples: Sequence[Sample]) -> None:
+    """Let every batch verifier in `verifier` score the whole batch now (see `BatchVerifier`)."""
+    for v in batched_components(verifier):
+        v.prefetch(completions, samples)
 
 
 # name -> factory. A factory is a class (called with **options) or a function verifier.
@@ -331,11 +364,11 @@ class Combined:
         state["_built"] = None  # rebuild in the worker process
         return state
 
-    def prefetch(self, completions: Sequence[str], samples: Sequence[Sample]) -> None:
-        """Let batched components (e.g. ``reward_model``) score a whole batch in one pass."""
-        for verifier in self._verifiers().values():
-            if hasattr(verifier, "prefetch"):
-                verifier.prefetch(completions, samples)
+    def under_deadline(self, deadline_s: float) -> Combined:
+        """This combination with every component in its `under_deadline` form (see `DeadlineAware`)."""
+        out = Combined(self.components, primary=self.primary)
+        out._built = {k: under_deadline(v, deadline_s) for k, v in self._verifiers().items()}
+        return out
 
     def __call__(self, completion: str, sample: Sample) -> Score:
         rewards: dict[str, float] = {}

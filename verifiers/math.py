@@ -13,8 +13,8 @@ Two verbs and one verifier:
 How time stays bounded: cleaning and parsing are linear-ish with length caps; numbers, fractions
 and decimals are compared as exact rationals in-process (no sympy, no IPC: most GSM8K rows);
 power towers and huge factorials are refused by size estimates; anything left goes to sympy in a
-killable helper process (`_math_pool`), or in-process when `deadline_enforced()` says a scoring
-worker's parent already kills us on overrun. No `signal.alarm`: safe from any thread.
+killable helper process (`_math_pool`), or in-process in the `under_deadline` form a scoring
+worker runs (its parent already kills us on overrun). No `signal.alarm`: safe from any thread.
 See docs/math_verifier.md for the rules and decisions.
 
 Try it::
@@ -29,6 +29,7 @@ Try it::
 
 from __future__ import annotations
 
+import dataclasses
 import math
 import threading
 import time
@@ -41,7 +42,7 @@ from rlvr.verifiers._math_compare import FastBackend, NeedSympy, equal
 from rlvr.verifiers._math_extract import extract_answer, find_boxed
 from rlvr.verifiers._math_normalize import structure
 from rlvr.verifiers._math_parse import TooLarge
-from rlvr.verifiers.base import Sample, Score, deadline_enforced, register_verifier
+from rlvr.verifiers.base import Sample, Score, register_verifier
 
 __all__ = ["MathVerifier", "compare", "extract_answer", "gold_answer", "is_equivalent", "warmup"]
 
@@ -111,8 +112,7 @@ def warmup(in_process: bool | None = None) -> None:
     scoring worker) it imports and primes sympy here. `MathVerifier(warmup=True)` calls it, so no
     later call pays the start-up inside its time budget.
     """
-    if in_process is None:
-        in_process = deadline_enforced()
+    in_process = bool(in_process)
     with _WARM_LOCK:
         if in_process and not _INLINE_READY.is_set():
             from rlvr.verifiers._math_sympy import SympyBackend
@@ -158,8 +158,8 @@ def compare(
 ) -> tuple[bool, str, str]:
     """(equal, reason, detail) for an extracted answer `pred` and a gold answer.
 
-    reason is "match", "mismatch", "parse_error" or "timeout". `in_process=None` means: run sympy
-    in-process only when `deadline_enforced()` (a scoring worker whose parent kills overruns).
+    reason is "match", "mismatch", "parse_error" or "timeout". `in_process`: run sympy in this
+    process (True) or in the killable helper pool (False or None).
     Sympy results (never timeouts) are cached per (pred, gold) unless `use_cache` is False.
     """
     deadline = time.monotonic() + timeout_s
@@ -172,9 +172,7 @@ def compare(
         hit = _SYMPY_CACHE.get(key) if use_cache else None
     if hit is not None:
         return hit
-    if in_process is None:
-        in_process = deadline_enforced()
-    result = _sympy_compare(pc, gc, deadline, in_process)
+    result = _sympy_compare(pc, gc, deadline, bool(in_process))
     if result[1] != "timeout" and use_cache:
         with _CACHE_LOCK:
             if len(_SYMPY_CACHE) >= _SYMPY_CACHE_MAX:
@@ -202,11 +200,14 @@ class MathVerifier:
         <think> first), "answer_tag" (only the last closed <answer>…</answer>: a reward that
         teaches the tags, as in the R1-Zero demo, must not pay for "The answer is 71."), or
         "none" (the whole completion is the answer, e.g. already-extracted answers).
-    in_process: run sympy in this process (True), in the killable helper pool (False), or decide
-        by `deadline_enforced()` (None, the default).
+    in_process: run sympy in this process (True), in the killable helper pool (False), or (None,
+        the default) in the pool unless the caller enforces the deadline itself: `rlvr.scoring`'s
+        workers run `under_deadline(...)`, which turns None into True (`DeadlineAware`).
     wrong_reward: reward for a wrong or missing answer (0.0; some recipes use -1.0 or 0.1 shaping).
     warmup: get sympy ready at construction (`warmup()`, ~1 s once per process) so that no call
-        pays the start-up; False defers it to the first call that needs sympy (not charged).
+        pays the start-up; False defers it to the first call that needs sympy (not charged). With
+        in_process=None the place is not decided yet, so the start-up waits for that first call too
+        (the helper pool's start is not charged; a scoring worker warms its in-process form).
     """
 
     timeout_s: float = 1.0
@@ -222,14 +223,18 @@ class MathVerifier:
             )
         if not self.timeout_s > 0:
             raise ValueError(f"MathVerifier: timeout_s must be > 0, got {self.timeout_s!r}")
-        if self.warmup:
+        if self.warmup and self.in_process is not None:  # None: warmed where it is decided
             warmup(self.in_process)
+
+    def under_deadline(self, deadline_s: float) -> MathVerifier:
+        """Where the caller kills an overrunning item (a scoring worker), sympy may run in-process."""
+        return dataclasses.replace(self, in_process=True) if self.in_process is None else self
 
     def __setstate__(self, state: dict[str, Any]) -> None:
         """Unpickling (e.g. in a scoring worker) warms up too, so the first call is not the slow one."""
         for key, value in state.items():
             object.__setattr__(self, key, value)
-        if self.warmup:
+        if self.warmup and self.in_process is not None:
             warmup(self.in_process)
 
     def _extract(self, completion: str) -> str | None:

@@ -22,8 +22,8 @@ What it does:
   verifier on one item runs a batch of one, unless `prefetch` scored it already.
 
 With rule-based verifiers in `combine` (``combine({"math": 1.0, "rm": 0.5}, {"rm": ("reward_model",
-{"path": ...})})``): `rlvr.scoring`'s in-process scorer calls `prefetch` (which reaches into a
-`Combined`) before the per-item calls, and `score_many` here scores a batch that way.
+{"path": ...})})``): `rlvr.scoring`'s in-process scorer calls `prefetch` on every
+`rlvr.verifiers.base.BatchVerifier` (this one, also inside a `Combined`) before the per-item calls, and `score_many` here scores a batch that way.
 Score with ``workers=0`` (`rlvr.scoring.Scorer(v, workers=0)`, ``scoring.workers: 0`` in a
 trainer config): a worker process would load its own copy of the model and score item by item.
 The model is loaded lazily on first use and is not pickled (a copy sent to a process reloads it).
@@ -40,7 +40,8 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-from rlvr.verifiers.base import Combined, Sample, Score, register_verifier
+from rlvr.verifiers.base import BatchVerifier, Sample, Score, register_verifier
+from rlvr.verifiers.base import prefetch as base_prefetch
 
 __all__ = ["RewardModelVerifier", "prefetch", "score_many"]
 
@@ -66,8 +67,8 @@ def _member_dirs(path: str | Path | Sequence[str | Path]) -> list[Path]:
 
 
 @register_verifier("reward_model")
-class RewardModelVerifier:
-    """A learned reward as a verifier; see the module docstring for the options."""
+class RewardModelVerifier(BatchVerifier):
+    """A learned reward as a verifier (a `BatchVerifier`); see the module docstring for the options."""
 
     timeout_s = 60.0  # per item when (unwisely) run in a worker process
 
@@ -224,16 +225,10 @@ class RewardModelVerifier:
         return f"RewardModelVerifier(path={self.path!r}, device={self.device_name!r})"
 
 
-def _model_components(verifier: Any) -> list[Any]:
-    if isinstance(verifier, Combined):
-        return [v for v in verifier._verifiers().values() for v in _model_components(v)]
-    return [verifier] if hasattr(verifier, "prefetch") else []
-
-
 def prefetch(verifier: Any, completions: Sequence[str], samples: Sequence[Any]) -> None:
-    """Batch-score every learned component of `verifier` (itself, or inside a `combine`) ahead of scoring."""
-    for v in _model_components(verifier):
-        v.prefetch(completions, samples)
+    """Batch-score every learned component of `verifier` (itself, or inside a `combine`) ahead of scoring
+    (`rlvr.verifiers.base.prefetch`: every `BatchVerifier` in it)."""
+    base_prefetch(verifier, completions, samples)
 
 
 def score_many(verifier: Any, completions: Sequence[str], samples: Sequence[Any]) -> list[Score]:
@@ -245,6 +240,6 @@ def score_many(verifier: Any, completions: Sequence[str], samples: Sequence[Any]
     from rlvr.verifiers.base import resolve_verifier
 
     verifier = resolve_verifier(verifier)
-    if hasattr(verifier, "score_many"):
+    if isinstance(verifier, RewardModelVerifier):
         return verifier.score_many(completions, samples)
     return list(score_batch(verifier, completions, samples, workers=0))  # the in-process scorer prefetches

@@ -1,18 +1,23 @@
 """The training loop behind ``rlvr train``: GRPO, Dr.GRPO, DAPO, RLOO, REINFORCE++, GSPO and PPO.
 
-Each step, read top to bottom in `train`:
-  1. sample G completions for each of B prompts, in chunks; each chunk goes to the verifier
-     workers (`rlvr.scoring.Scorer`) while the next chunk generates (overlapped scoring);
-  2. shape rewards (DAPO's soft overlong penalty) and, with dynamic sampling, drop groups whose
-     rewards all tie and sample more prompts until the batch is full (reported as groups/dropped);
-  3. advantages from `rlvr.presets.outcome_advantages` (the preset's estimator); for PPO
+Each step, read top to bottom in `_train_step`:
+  1. `rlvr.rollout.collect`: sample G completions for each of B prompts, in chunks; each chunk goes
+     to the verifier workers (`rlvr.scoring.Scorer`) while the next chunk generates (overlapped
+     scoring); DAPO's soft overlong penalty and overlong mask; with dynamic sampling, drop groups
+     whose primary verdicts all tie and sample more prompts until the batch is full (reported as
+     groups/dropped). It returns typed `ScoredGroup`s;
+  2. advantages from `rlvr.presets.outcome_advantages` (the preset's estimator); for PPO
      (advantage=gae) per token from the critic's values, the KL-shaped token rewards and GAE
      (`rlvr.trainers.critic`), and the adaptive KL controller moves towards its target;
-  4. `ppo_epochs` x `num_minibatches` optimizer steps, each accumulating gradients over micro-batches
-     (`rlvr.rollout.policy_loss`: clip objective, KL, entropy, TIS, aggregation from `rlvr.losses`);
-     PPO's critic then takes the same number of steps on the clipped value loss;
-  5. push the weights to the sampler (a no-op for the HF sampler, which shares them), log metrics
-     and every rollout, run the alarms, evaluate on held-out problems, checkpoint.
+  3. `ppo_epochs` x `num_minibatches` optimizer steps (`rlvr.trainers.update.run_updates`), each
+     accumulating gradients over micro-batches weighted by the global minibatch's units
+     (`rlvr.rollout.policy_loss`: the one objective `rlvr presets show` prints); PPO's critic then
+     takes the same number of steps on the clipped value loss through the same loop;
+  4. push the weights to the sampler (a no-op for the HF sampler, which shares them), log metrics
+     and every rollout, run the alarms, evaluate on held-out problems (`rlvr.rollout.evaluate`),
+     checkpoint.
+The run's parts (policy, reference, optimizer, critic, sampler, scorer, task, rollout plan) are
+one typed record, `Parts`, built by `_build`.
 Multi-process runs go through accelerate (DDP/FSDP/DeepSpeed configs in rlvr/configs/accelerate/):
 each process takes its share of the prompts and gradients are averaged. A reference model is
 loaded only when the KL weight is non-zero. `--resume` restores the newest checkpoint; sampling is
@@ -45,7 +50,7 @@ from rlvr.async_rollout import AsyncRollouts, take_snapshot
 from rlvr.checkpoint import latest_checkpoint, load_checkpoint, save_checkpoint
 from rlvr.losses import AGGREGATIONS
 from rlvr.metrics import RunLogger, read_jsonl_metrics
-from rlvr.presets import outcome_advantages
+from rlvr.presets import describe, outcome_advantages
 from rlvr.rollout import (
     PromptBatch,
     RolloutPlan,
@@ -336,6 +341,8 @@ def train(cfg: TrainConfig, *, resume: bool = False, config_yaml: str | None = N
     run_dir = Path(cfg.logging.run_dir)
     run_dir.mkdir(parents=True, exist_ok=True)
     parts, state, ckpt = _build(cfg, acc, run_dir, resume)
+    if acc.is_main_process:  # the objective this run trains, as `rlvr presets show` prints it
+        (run_dir / "objective.txt").write_text(describe(cfg.algo, base=cfg.preset, max_new_tokens=cfg.rollout.max_new_tokens) + "\n")
     eval_samples = parts.task.samples(cfg.task.eval_split, cfg.task.eval_limit) if cfg.logging.eval_every else []
     main = acc.is_main_process
     logger = RunLogger(run_dir, tensorboard=cfg.logging.tensorboard and main, wandb_project=cfg.logging.wandb_project if main else None)

@@ -27,7 +27,7 @@ from typing import Any
 
 import torch
 
-from rlvr.verifiers.base import VerifierError, combine, resolve_verifier
+from rlvr.verifiers.base import BatchVerifier, VerifierError, batched_components, combine, resolve_verifier
 
 __all__ = ["build_optimizer", "build_sampler", "data_order", "load_policy", "load_reference",
            "model_path", "scoring_workers", "task_verifier"]
@@ -169,7 +169,7 @@ def task_verifier(task: Any, tcfg: Any) -> Any:
             built = resolve_verifier((k, options.get(k, {})))
         except (TypeError, ValueError) as e:
             raise VerifierError(f"task.verifier_options.{k}: {e}") from None
-        if k == primary and hasattr(built, "prefetch") and getattr(built, "threshold", 0) is None:
+        if k == primary and isinstance(built, BatchVerifier) and getattr(built, "threshold", 0) is None:
             log.warning("task.primary is %r, a learned reward without a threshold: it passes nothing, so accuracy "
                         "will read 0; set task.primary to a rule-based verifier (e.g. math at weight 0)", k)
     return combine(weights, {k: (k, options.get(k, {})) for k in weights}, primary=primary)
@@ -179,8 +179,7 @@ def scoring_workers(verifier: Any, workers: int) -> int:
     """0 (score in the trainer's process) when a component is batched, e.g. a reward model: it then
     runs once per batch on the trainer's device instead of once per completion in every worker.
     Rule-based components keep their own deadlines there (math forks sympy, code runs sandboxed)."""
-    parts = verifier._verifiers().values() if hasattr(verifier, "_verifiers") else [verifier]
-    batched = sorted(type(v).__name__ for v in parts if hasattr(v, "prefetch"))
+    batched = sorted(type(v).__name__ for v in batched_components(resolve_verifier(verifier)))
     if workers and batched:
         log.info("scoring in the trainer's process (scoring.workers=%d ignored): %s scores whole batches", workers, ", ".join(batched))
         return 0

@@ -39,7 +39,10 @@ def test_reward_rises_and_the_run_is_complete(tmp_path, tiny_model_dir):
     evals = [r for r in read_jsonl_metrics(run_dir / "metrics.jsonl") if "eval/accuracy" in r]
     assert [r["step"] for r in evals] == [0, 6, 12]
     rollout = json.loads((run_dir / "rollouts.jsonl").read_text().splitlines()[0])
-    assert {"prompt", "completion", "reward", "rewards", "passed", "info"} <= rollout.keys()
+    assert {"prompt", "completion", "reward", "rewards", "passed", "info", "index", "policy_version"} <= rollout.keys()
+    # the run's objective, as `rlvr presets show dr_grpo` prints it (the preset is read, not ignored)
+    objective = (run_dir / "objective.txt").read_text()
+    assert objective.startswith("preset dr_grpo:") and "1/(N·8) Σ_i Σ_t" in objective  # max_new_tokens 8
     assert set(rollout["rewards"]) == {"length", "math"}
     assert (run_dir / "config.yaml").exists() and (run_dir / "checkpoints" / "step-000012" / "model").is_dir()
     # the report renders the run

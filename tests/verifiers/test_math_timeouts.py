@@ -11,7 +11,7 @@ import pytest
 
 from rlvr.verifiers import Sample, get_verifier
 from rlvr.verifiers._math_pool import get_pool
-from rlvr.verifiers.base import deadline_enforced, set_deadline_enforced
+from rlvr.verifiers.base import under_deadline
 
 WATCHDOG_S = 10.0
 NOT_PASSED = {"timeout", "parse_error", "mismatch"}
@@ -91,15 +91,13 @@ def test_timeout_is_not_cached() -> None:
 
 
 def test_in_process_mode_inside_scoring_worker() -> None:
-    """With deadline_enforced() (a scoring worker), sympy runs in-process: same answers."""
-    before = deadline_enforced()
-    set_deadline_enforced(True)
-    try:
-        v = get_verifier("math")
-        assert _call_with_watchdog(v, "\\boxed{3\\sqrt{5}}", "\\sqrt{45}").passed is True  # not cached before
-        assert _call_with_watchdog(v, "\\boxed{9^{9^{9^{9}}}}", "1").info["reason"] == "parse_error"
-    finally:
-        set_deadline_enforced(before)
+    """In its under_deadline form (what a scoring worker runs), sympy runs in-process: same answers."""
+    assert get_verifier("math").in_process is None
+    v = under_deadline(get_verifier("math"), 1.5)
+    assert v.in_process is True
+    assert under_deadline(get_verifier("math", in_process=False), 1.5).in_process is False  # an explicit choice stays
+    assert _call_with_watchdog(v, "\\boxed{3\\sqrt{5}}", "\\sqrt{45}").passed is True  # not cached before
+    assert _call_with_watchdog(v, "\\boxed{9^{9^{9^{9}}}}", "1").info["reason"] == "parse_error"
 
 
 def test_random_latex_fragments_never_raise() -> None:
