@@ -60,6 +60,7 @@ from rlvr.samplers.sync import SyncReport, check_sync, pack_weights, reference_l
 
 __all__ = ["AsyncRollouts", "NoEngine", "Pushable", "AsyncBatch", "Snapshot", "push_snapshot", "take_snapshot"]
 
+MAX_REDRAWS = 3  # regenerations of one step's batch before `get` gives up
 Produce = Callable[[int, int], tuple[Any, int]]  # (step, data position) -> (payload, next data position)
 
 
@@ -158,6 +159,7 @@ class AsyncRollouts:
         self._lock = threading.Lock()  # held while the engine is in use (producer or `exclusive`)
         self.staleness_hist: Counter[int] = Counter()
         self.dropped = 0
+        self._redraws: Counter[int] = Counter()
         self.pushes = 0  # weight pushes so far
         self.last_push: SyncReport | None = None  # the newest push's report
         self._next = (first_step, position)
@@ -262,8 +264,15 @@ class AsyncRollouts:
                                  f"(engine at policy version {self.engine_version}, published {self._published})")
 
     def _drop(self, item: AsyncBatch) -> None:
-        """Discard a too-stale batch and everything queued after it; regenerate from its position."""
+        """Discard a too-stale batch and everything queued after it; regenerate from its position
+        (at most `MAX_REDRAWS` times for one step, then an error: the engine's weights do not advance)."""
         self.dropped += 1
+        self._redraws[item.step] += 1
+        if self._redraws[item.step] > MAX_REDRAWS:
+            self._stop.set()
+            raise SamplerError(f"async rollouts: the batch of step {item.step} was too stale {MAX_REDRAWS + 1} times "
+                               f"(policy version {item.version}, allowed >= {item.step - 1 - self.k}); the engine's "
+                               f"weights are not advancing")
         self._stop.set()
         if self._thread is not None:
             self._thread.join(self.wait_s)

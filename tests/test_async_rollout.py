@@ -175,3 +175,21 @@ def test_exclusive_brings_the_engine_to_the_newest_weights():
     with r.exclusive():
         assert engine.pushed == [b"w1"] and r.engine_version == 1
     r.close()
+
+
+class NeverFresh(AsyncRollouts):
+    """A producer that always generates from too-old weights (an engine whose weights never advance)."""
+
+    def _min_version(self, step):
+        return -10**9
+
+
+def test_a_step_that_stays_too_stale_is_an_error_not_a_livelock():
+    r = NeverFresh(NoEngine(), lambda s, p: (s, p + 1), max_staleness=0, first_step=1, last_step=5, position=0,
+                   version=0, wait_s=5, poll_s=0.01)
+    r.engine_version = -3  # the engine holds weights three versions behind and never gets newer ones
+    r.start()
+    with pytest.raises(SamplerError, match="batch of step 1 was too stale 4 times"):
+        r.get(1)
+    assert r.dropped == 4
+    r.close()
