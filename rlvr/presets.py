@@ -39,6 +39,22 @@ assert set(typing.get_args(AggregationMode)) == set(AGGREGATIONS), "AggregationM
 assert set(typing.get_args(KLEstimator)) == set(KL_ESTIMATORS), "KLEstimator and losses.KL_ESTIMATORS disagree"
 
 
+def _correction_problems(cfg: AlgoConfig) -> list[str]:
+    """What is wrong with the rollout-correction fields (rlvr.correction)."""
+    from rlvr.correction import CORRECTIONS
+
+    problems = []
+    if cfg.correction not in CORRECTIONS:
+        problems.append(f"correction={cfg.correction!r} is not one of {list(CORRECTIONS)}")
+    if cfg.correction != "none" and cfg.tis_cap is not None:
+        problems.append(f"tis_cap and correction={cfg.correction!r} both correct the sampler: set one (tis_cap=C is correction=token_tis, correction_cap=C)")
+    if cfg.correction_cap <= 0:
+        problems.append(f"correction_cap={cfg.correction_cap} must be > 0")
+    if not 0 <= cfg.correction_lo <= 1 <= cfg.correction_hi:
+        problems.append(f"correction_lo={cfg.correction_lo} and correction_hi={cfg.correction_hi} must satisfy 0 <= lo <= 1 <= hi")
+    return problems
+
+
 @dataclass(frozen=True)
 class AlgoConfig:
     # Preset name and a one-line summary (display only).
@@ -86,6 +102,13 @@ class AlgoConfig:
     overlong_penalty: float = 1.0
     # Truncated importance sampling cap C between the sampler's and the trainer's logprobs; None = off.
     tis_cap: float | None = None
+    # Rollout correction (rlvr.correction) between the sampler's logprobs and the trainer's, for
+    # async training and engine drift: none, token_tis, seq_tis (cap correction_cap), seq_mask or
+    # token_mask (IcePop; keep ratios in [correction_lo, correction_hi]).
+    correction: Literal["none", "token_tis", "seq_tis", "seq_mask", "token_mask"] = "none"
+    correction_cap: float = 2.0
+    correction_lo: float = 0.5
+    correction_hi: float = 2.0
     # Optimisation passes over each batch of rollouts.
     ppo_epochs: int = 1
     num_minibatches: int = 1
@@ -124,6 +147,7 @@ class AlgoConfig:
             )
         if self.tis_cap is not None and self.tis_cap <= 0:
             problems.append(f"tis_cap={self.tis_cap} must be > 0 (or None)")
+        problems += _correction_problems(self)
         if self.kl_coef < 0 or self.entropy_coef < 0:
             problems.append("kl_coef and entropy_coef must be >= 0")
         if self.ppo_epochs < 1 or self.num_minibatches < 1:
@@ -371,6 +395,11 @@ def describe(cfg: AlgoConfig, base: str | None = None, max_new_tokens: int | Non
         lines.append(
             f"is-correct  each token's term × min(π_old^trainer/π_old^sampler, {cfg.tis_cap:g}) (TIS)"
         )
+    if cfg.correction != "none":
+        from rlvr.correction import describe_correction
+
+        lines.append(f"is-correct  each token's term × {describe_correction(cfg.correction, cfg.correction_cap, cfg.correction_lo, cfg.correction_hi)}")
+        lines.append("            π_old = the trainer's weights before this step, μ = the policy that sampled (rollout.max_staleness)")
     ties = ("the primary verifier's passed all agree (all solved or all failed)" if cfg.dynamic_sampling_filter == "passed"
             else "std_g r = 0 (shaped rewards)")
     sampling = f"dynamic: groups where {ties} are dropped and more prompts sampled"

@@ -224,7 +224,8 @@ def policy_loss(
     (truncated completions already zeroed when the preset masks them, see `rlvr.rollout.collect`).
 
     L = aggregate(w * policy_term) [+ kl_coef * aggregate(KL) when kl_in == "loss"]
-        [- entropy_coef * aggregate(entropy)], w = TIS weights when ``algo.tis_cap`` is set.
+        [- entropy_coef * aggregate(entropy)], w = TIS weights when ``algo.tis_cap`` is set, or
+        the `rlvr.correction` weights of ``algo.correction`` (which needs ``sampler_logp``).
     Every input the preset needs is required: ``sampler_logp`` with tis_cap, ``ref_logp`` with a KL
     loss term, ``entropy`` with an entropy bonus, ``max_len`` (or algo.norm_length) for
     seq_mean_token_sum_norm; a missing one is a ValueError, never a silently dropped term.
@@ -241,6 +242,8 @@ def policy_loss(
         w, tis_metrics = tis_weights(old_logp, sampler_logp, mask, algo.tis_cap)
         per_token = per_token * w
         metrics.update(tis_metrics)
+    if algo.correction != "none":
+        per_token = per_token * _correction(algo, old_logp, sampler_logp, mask, metrics)
     norm = algo.norm_length or max_len
     if algo.aggregation == "seq_mean_token_sum_norm" and norm is None:
         raise ValueError(f"preset {name!r} uses seq_mean_token_sum_norm: pass max_len (the run's max_new_tokens) "
@@ -261,6 +264,19 @@ def policy_loss(
         if algo.entropy_coef > 0:
             loss = loss - algo.entropy_coef * aggregate(entropy, mask, algo.aggregation, norm)
     return loss, metrics
+
+
+def _correction(algo: Any, old_logp: torch.Tensor, sampler_logp: torch.Tensor | None, mask: torch.Tensor,
+                metrics: dict[str, float]) -> torch.Tensor:
+    """(n, T) rollout-correction weights of `algo.correction` (`rlvr.correction`); adds its metrics."""
+    from rlvr.correction import correction_weights
+
+    if sampler_logp is None:
+        raise ValueError(f"correction={algo.correction!r} needs the sampler's logprobs (sampler_logp)")
+    w, m = correction_weights(algo.correction, old_logp, sampler_logp, mask, cap=algo.correction_cap,
+                              lo=algo.correction_lo, hi=algo.correction_hi)
+    metrics.update(m)
+    return w
 
 
 def zero_variance(rewards: torch.Tensor) -> torch.Tensor:

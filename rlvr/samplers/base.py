@@ -184,6 +184,10 @@ class Sampler:
     def wake(self) -> None:
         """Undo `sleep` (no-op unless the subclass says otherwise)."""
 
+    def dead_engine(self) -> str | None:
+        """A sentence naming the engine process that died, or None while it runs (or has none)."""
+        return None
+
     def close(self) -> None:
         """Release the engine. Idempotent."""
 

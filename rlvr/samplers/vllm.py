@@ -272,6 +272,25 @@ class VLLMSampler(Sampler):
         self._reference.tie_weights()
         return self._reference
 
+    def dead_engine(self) -> str | None:
+        """Names vLLM's engine-core process when it has exited (polled by async training)."""
+        if self._llm is None:
+            return None
+        client = getattr(self._llm.llm_engine, "engine_core", None)
+        manager = getattr(getattr(client, "resources", None), "engine_manager", None)
+        for proc in getattr(manager, "processes", None) or []:
+            if proc.exitcode is not None:
+                return f"vLLM engine process {proc.name} (pid {proc.pid}) exited with code {proc.exitcode}"
+        if getattr(getattr(client, "resources", None), "engine_dead", False):
+            return "vLLM engine core is dead (EngineDeadError)"
+        return None
+
+    def engine_pids(self) -> list[int]:
+        """Process ids of vLLM's engine-core processes (empty when the engine runs in this process)."""
+        client = getattr(self._llm.llm_engine, "engine_core", None) if self._llm is not None else None
+        manager = getattr(getattr(client, "resources", None), "engine_manager", None)
+        return [p.pid for p in getattr(manager, "processes", None) or []]
+
     # --- memory phases and shutdown ----------------------------------------------------------
     def sleep(self) -> None:
         """Offload weights and drop the KV cache (GPU with ``enable_sleep_mode``); else no-op."""

@@ -113,6 +113,15 @@ class RolloutConfig:
     chunks: int = 2
     # Sequences per transformers generate call (backend=hf).
     batch_size: int = 128
+    # Async off-policy training (backend vllm or vllm_server): generate the next batches while the
+    # trainer trains, from weights at most this many train steps old (0 = synchronous). See
+    # algo.correction for the importance correction of the stale samples.
+    max_staleness: int = 0
+    # Longest wait, in seconds, for the producer's next batch (a dead engine is reported at once).
+    async_wait_s: float = 1800.0
+    # Run generation in the producer thread: None = when max_staleness > 0; true also at 0 (the
+    # same numbers as synchronous training, for checking); false never.
+    async_producer: bool | None = None
 
 
 @dataclass
@@ -205,6 +214,9 @@ class TrainConfig:
             problems.append(f"rollout.group_size must be >= 2 (group advantages; 1 only with a critic), got {self.rollout.group_size}")
         if self.rollout.prompts_per_step < 1 or self.rollout.chunks < 1:
             problems.append("rollout.prompts_per_step and rollout.chunks must be >= 1")
+        if self.rollout.max_staleness < 0 or self.rollout.async_wait_s <= 0:
+            problems.append(f"rollout.max_staleness must be >= 0 and rollout.async_wait_s > 0, got "
+                            f"{self.rollout.max_staleness} and {self.rollout.async_wait_s}")
         if self.optim.micro_batch_size < 1:
             problems.append("optim.micro_batch_size must be >= 1")
         if problems:

@@ -34,6 +34,8 @@ Try it (a random tiny model, a few seconds a step)::
 from __future__ import annotations
 
 import contextlib
+import copy
+import dataclasses
 import sys
 import time
 from collections.abc import Callable
@@ -44,6 +46,7 @@ from typing import Any
 import torch
 
 from rlvr.alarms import AlarmMonitor
+from rlvr.async_rollout import AsyncRollouts, take_snapshot
 from rlvr.checkpoint import latest_checkpoint, load_checkpoint, save_checkpoint
 from rlvr.losses import AGGREGATIONS
 from rlvr.metrics import RunLogger, read_jsonl_metrics
@@ -140,7 +143,7 @@ def _no_grad_logprobs(model: Any, batch: Any, cfg: TrainConfig, group: int = 1) 
 
 
 def _update(parts: Parts, batch: Any, adv: torch.Tensor, old_logp: torch.Tensor | None, ref_logp: torch.Tensor | None,
-            step: int) -> dict[str, float]:
+            step: int, times: dict[str, float] | None = None) -> dict[str, float]:
     """`ppo_epochs` x `num_minibatches` optimizer steps over `batch` (`rlvr.trainers.update.run_updates`)."""
     cfg, algo, acc = parts.cfg, parts.cfg.algo, parts.acc
     entropy = "grad" if algo.entropy_coef > 0 else "metric"
@@ -160,17 +163,23 @@ def _update(parts: Parts, batch: Any, adv: torch.Tensor, old_logp: torch.Tensor 
         return metrics
 
     def optimizer_step() -> dict[str, float]:
-        out = {}
+        t_opt, out = time.perf_counter(), {}
         if cfg.optim.max_grad_norm is not None:
             out["grad_norm"] = float(acc.clip_grad_norm_(parts.model.parameters(), cfg.optim.max_grad_norm))
         parts.optimizer.step()
         parts.scheduler.step()
         parts.optimizer.zero_grad(set_to_none=True)
+        clock["optimizer"] += time.perf_counter() - t_opt
         return out
 
+    clock = {"optimizer": 0.0, "start": time.perf_counter()}
     plan = UpdatePlan(algo.ppo_epochs, algo.num_minibatches, cfg.optim.micro_batch_size, seed=cfg.seed * 7919 + step)
-    return run_updates(len(batch), plan, AGGREGATIONS[algo.aggregation].units(batch.mask), micro_step, optimizer_step,
-                       **distributed(acc))
+    out = run_updates(len(batch), plan, AGGREGATIONS[algo.aggregation].units(batch.mask), micro_step, optimizer_step,
+                      **distributed(acc))
+    if times is not None:
+        times["time/optimizer"] = clock["optimizer"]
+        times["time/forward_backward"] = time.perf_counter() - clock["start"] - clock["optimizer"]
+    return out
 
 
 def _step_metrics(groups: list[ScoredGroup], extra: dict[str, float]) -> dict[str, float]:
@@ -246,14 +255,49 @@ def _build(cfg: TrainConfig, acc: Any, run_dir: Path, resume: bool, task: Any = 
     return parts, state, ckpt
 
 
-def _train_step(parts: Parts, state: dict[str, Any], step: int) -> tuple[dict[str, float], list[ScoredGroup]]:
-    """One step: collect, advantages, optimizer steps (and the critic's), weights to the sampler."""
+def _async_source(parts: Parts, state: dict[str, Any], start: int) -> AsyncRollouts | None:
+    """The producer thread of async training (`rlvr.async_rollout`), or None to train synchronously."""
+    cfg, k = parts.cfg, parts.cfg.rollout.max_staleness
+    if not (cfg.rollout.async_producer if cfg.rollout.async_producer is not None else k > 0):
+        return None
+    if cfg.rollout.backend == "hf" or parts.acc.num_processes > 1 or parts.curriculum is not None:
+        why = ("the hf sampler shares the trainer's model" if cfg.rollout.backend == "hf" else
+               "async needs one training process" if parts.acc.num_processes > 1 else
+               "the curriculum draws from what the last step learnt")
+        print(f"rlvr train: rollout.max_staleness={k}: {why}; training synchronously", file=sys.stderr)
+        return None
+    if k > 0 and cfg.algo.correction == "none" and cfg.algo.tis_cap is None:
+        print(f"rlvr train: max_staleness={k} with algo.correction=none: samples up to {k} step(s) old are weighted "
+              "as if on-policy; algo.correction=token_tis is recommended (docs/training.md, async)", file=sys.stderr)
+    mine = dataclasses.replace(parts, tokenizer=copy.deepcopy(parts.tokenizer))  # the producer thread's own tokenizer
+
+    def produce(step: int, position: int) -> tuple[Any, int]:
+        cursor = {"data_position": position}
+        rollout = collect(parts.sampler, parts.scorer, prompt_stream(mine, cursor), parts.plan,
+                          policy_version=source.engine_version)
+        return rollout, cursor["data_position"]
+
+    source = AsyncRollouts(parts.sampler, produce, max_staleness=k, first_step=start + 1, last_step=cfg.steps,
+                           position=int(state["data_position"]), version=start, wait_s=cfg.rollout.async_wait_s)
+    return source
+
+
+def _train_step(parts: Parts, state: dict[str, Any], step: int,
+                source: AsyncRollouts | None = None) -> tuple[dict[str, float], list[ScoredGroup]]:
+    """One step: collect (or take the producer's batch), advantages, optimizer steps (and the
+    critic's), weights to the sampler."""
     cfg, acc, algo = parts.cfg, parts.acc, parts.cfg.algo
     t0 = time.perf_counter()
     # 1-2. sample and score (overlapped), shape rewards, dynamic sampling
-    rollout = collect(parts.sampler, parts.scorer, prompt_stream(parts, state), parts.plan,
-                      policy_version=step - 1, agree=_agree(acc))
-    t_gen = time.perf_counter() - t0
+    if source is None:
+        rollout = collect(parts.sampler, parts.scorer, prompt_stream(parts, state), parts.plan,
+                          policy_version=step - 1, agree=_agree(acc))
+        t_gen, times = time.perf_counter() - t0, {}
+    else:  # async: the producer generated it from policy version step - 1 - staleness
+        got = source.get(step)
+        rollout, t_gen, state["data_position"] = got.payload, got.generate_s, got.end
+        times = {"time/wait_rollout": time.perf_counter() - t0, "async/staleness": float(got.staleness),
+                 "async/policy_version": float(got.version), **source.metrics()}
     curriculum = {}
     if parts.curriculum is not None:  # every group seen (kept or dropped) is one visit of its prompt
         visits = [[(g.index, s.passed) for s in g.scores] for g in rollout.seen]
@@ -268,10 +312,13 @@ def _train_step(parts: Parts, state: dict[str, Any], step: int) -> tuple[dict[st
     # 3. advantages per group, then the packed batch (loss masks: truncated rows zeroed when asked)
     rewards = torch.stack([g.shaped for g in rollout.groups])  # (B, G)
     batch = pack_groups(rollout.groups, parts.tokenizer.pad_token_id)
-    need_old = algo.ppo_epochs > 1 or algo.num_minibatches > 1 or algo.tis_cap is not None
+    need_old = algo.ppo_epochs > 1 or algo.num_minibatches > 1 or algo.tis_cap is not None or algo.correction != "none"
     group = _prefix_group(cfg, shuffled=False)
+    t_old = time.perf_counter()
     old_logp = _no_grad_logprobs(parts.model, batch, cfg, group) if need_old or algo.kl_in == "reward" or parts.critic else None
+    t_ref = time.perf_counter()
     ref_logp = _no_grad_logprobs(parts.ref, batch, cfg, group) if parts.ref is not None else None  # once per step
+    times.update({"time/old_logprobs": t_ref - t_old, "time/ref_logprobs": time.perf_counter() - t_ref})
     ppo_metrics: dict[str, float] = {}
     if parts.critic is not None:  # PPO: per-token advantages from the critic and GAE
         from rlvr.trainers.critic import ppo_step_advantages
@@ -287,16 +334,21 @@ def _train_step(parts: Parts, state: dict[str, Any], step: int) -> tuple[dict[st
         adv = outcome_advantages(algo, rewards, kl_seq).reshape(-1)  # (B*G,)
     # 4. optimizer steps (and the critic's, for PPO)
     t1 = time.perf_counter()
-    train_metrics = _update(parts, batch, adv, old_logp if need_old else None, ref_logp, step)
+    train_metrics = _update(parts, batch, adv, old_logp if need_old else None, ref_logp, step, times)
     if parts.critic is not None:
         train_metrics.update(ppo_metrics)
         train_metrics.update(parts.critic.update(batch, old_values, returns, step))
-    # 5. weights to the sampler, step metrics averaged over the processes
-    if cfg.rollout.backend != "hf":
+    # 5. weights to the sampler (async: published; the producer pushes them between two batches)
+    t_sync = time.perf_counter()
+    if source is not None:  # published by `train` after this step's eval (which may push it first)
+        source.pending = take_snapshot(step, acc.unwrap_model(parts.model), parts.sampler)
+    elif cfg.rollout.backend != "hf":
         parts.sampler.update_weights(acc.unwrap_model(parts.model))
+    times["time/weight_sync"] = time.perf_counter() - t_sync
     metrics = _step_metrics(rollout.seen, {**rollout.stats.metrics(), **train_metrics, **curriculum})
     metrics = {k: acc.reduce(torch.tensor(v, dtype=torch.float64, device=acc.device), "mean").item()
                for k, v in sorted(metrics.items())}
+    metrics.update(times)
     metrics.update({"lr": parts.scheduler.get_last_lr()[0], "time/generate_score": t_gen,
                     "time/train": time.perf_counter() - t1, "time/step": time.perf_counter() - t0})
     return metrics, rollout.seen
@@ -333,7 +385,8 @@ def train(cfg: TrainConfig, *, resume: bool = False, config_yaml: str | None = N
     def run_eval(step: int) -> dict[str, float]:
         if not (main and eval_samples):
             return {}
-        res = evaluate(parts.sampler, parts.scorer, held_out, greedy)[1]
+        with source.exclusive() if source is not None else contextlib.nullcontext():  # pushes this step's weights
+            res = evaluate(parts.sampler, parts.scorer, held_out, greedy)[1]
         history["eval_first"] = res["eval/accuracy"] if history["eval_first"] is None else history["eval_first"]
         history["eval_last"] = res["eval/accuracy"]
         return res
@@ -343,12 +396,18 @@ def train(cfg: TrainConfig, *, resume: bool = False, config_yaml: str | None = N
     last: dict[str, float] = {}
     verifier = verifier if verifier is not None else setup.task_verifier(parts.task, cfg.task)
     workers = setup.scoring_workers(verifier, cfg.scoring.workers)
-    with Scorer(verifier, workers=workers, timeout_s=cfg.scoring.timeout_s) as parts.scorer, GracefulStop() as stop:
+    if start > 0 and cfg.rollout.backend != "hf":  # the engine started from the base weights: the checkpoint's
+        parts.sampler.update_weights(acc.unwrap_model(parts.model))
+    source = _async_source(parts, state, start)
+    with (Scorer(verifier, workers=workers, timeout_s=cfg.scoring.timeout_s) as parts.scorer, GracefulStop() as stop,
+          _closing(source)):
         if start == 0 and main and eval_samples:
             logger.metrics(0, run_eval(0))
+        if source is not None:  # after the first eval: the engine sees the calls of a synchronous run
+            source.start()
         step = start
         for step in range(start + 1, cfg.steps + 1):
-            metrics, seen = _train_step(parts, state, step)
+            metrics, seen = _train_step(parts, state, step, source)
             records = [r for g in seen for r in g.records()] if cfg.logging.rollouts else []
             if acc.num_processes > 1 and records:
                 from accelerate.utils import gather_object
@@ -360,6 +419,8 @@ def train(cfg: TrainConfig, *, resume: bool = False, config_yaml: str | None = N
             # the last step evaluates, also when max_minutes ends the run early (the held-out "after")
             if cfg.logging.eval_every and (step % cfg.logging.eval_every == 0 or step == cfg.steps or out_of_time):
                 metrics.update(run_eval(step))
+            if source is not None:  # the producer may now push this step's weights and generate on
+                source.publish(source.pending)
             if main:
                 logger.metrics(step, metrics)
                 logger.rollouts(step, records)
@@ -394,6 +455,16 @@ def train(cfg: TrainConfig, *, resume: bool = False, config_yaml: str | None = N
             "eval_first": history["eval_first"], "eval_last": history["eval_last"],
             "wall_seconds": time.perf_counter() - wall, "last": last, "run_dir": str(run_dir),
             "weight_fingerprints": fingerprints, "stopped_by": "SIGTERM" if stop.requested else None}
+
+
+@contextlib.contextmanager
+def _closing(source: AsyncRollouts | None) -> Any:
+    """Stop the producer (async training) however the loop ends."""
+    try:
+        yield
+    finally:
+        if source is not None:
+            source.close()
 
 
 def _weight_fingerprints(acc: Any, model: Any) -> list[str]:
