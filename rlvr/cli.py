@@ -48,6 +48,7 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "rm": ("rlvr.commands.rm", "train a Bradley-Terry reward model (margin, normalisation, ensembles)"),
     "dpo": ("rlvr.commands.dpo", "preference optimisation: DPO, IPO, cDPO, SimPO, ORPO, KTO"),
     "pipeline": ("rlvr.commands.pipeline", "chain stages from one YAML file: SFT -> RM -> PPO, SFT -> DPO, RS-SFT -> GRPO"),
+    "convert": ("rlvr.commands.convert", "turn a GGUF file into a save_pretrained model directory (float32)"),
 }
 
 
