@@ -46,6 +46,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--workers", type=int, default=1, help="verifier worker processes (0 = in-process)")
     parser.add_argument("--batch-size", type=int, default=64, help="HF sampler batch size (sequences)")
+    parser.add_argument("--threads", type=int, default=None,
+                        help="torch threads (default: free cores, from the load average; OMP_NUM_THREADS wins)")
     parser.add_argument("--output", default=None, help="samples JSONL (default: runs/eval/<task>-<time>.jsonl)")
 
 
@@ -90,14 +92,17 @@ def run(args: argparse.Namespace) -> int:
     )
     import torch
 
+    from rlvr.models import set_torch_threads
+
+    set_torch_threads(args.threads, reserved=1 if args.sampler == "vllm" else 0)
     torch.manual_seed(args.seed)
     sampler, tokenizer = _sampler(args)
     t0 = time.perf_counter()
     with sampler, Scorer(task.verifier(), workers=args.workers) as scorer, Progress(console=console) as bar:
-        job = bar.add_task(f"eval {args.task} (n={args.n})", total=len(samples))
+        job = bar.add_task(f"eval {args.task} ({len(samples)} × n={args.n} samples)", total=len(samples) * args.n)
+        sampler.on_batch = lambda k: bar.advance(job, k)  # per generated batch, not per chunk of prompts
         records, problems = evaluate_task(
             task, sampler, samples, n=args.n, params=params, scorer=scorer, tokenizer=tokenizer,
-            progress=lambda k: bar.advance(job, k),
         )
     elapsed = time.perf_counter() - t0
     summary = summarize(problems, ks)

@@ -73,8 +73,10 @@ def run(args: argparse.Namespace) -> int:
         print_config(cfg)
         run_dir.mkdir(parents=True, exist_ok=True)
         save_resolved(cfg, run_dir)
+    from rlvr.models import set_torch_threads
     from rlvr.trainers.grpo import train
 
+    set_torch_threads(reserved=1 if cfg.rollout.backend == "vllm" else 0)
     summary = train(cfg, resume=args.resume, config_yaml=dump_yaml(cfg))
     if main:
         first, last = summary["eval_first"], summary["eval_last"]

@@ -233,6 +233,7 @@ class VLLMSampler(Sampler):
         self._broken: str | None = None
         self._asleep = False
         self._reference: Any = None  # HF model skeleton, built only for state-dict pushes
+        self.on_batch: Any = None  # called with the number of sequences after each generate call
 
         start = time.monotonic()
         with cpu_binding(cpu_cores if self.on_cpu else None) as cores:
@@ -270,6 +271,8 @@ class VLLMSampler(Sampler):
         for p_ids, text, out in zip(ids, texts, outputs):
             comps = [completion_from_output(o, self.tokenizer, params.stop) for o in sorted(out.outputs, key=lambda o: o.index)]
             groups.append(Group(prompt_token_ids=p_ids, completions=comps, prompt=text))
+        if self.on_batch is not None:
+            self.on_batch(len(ids) * n)
         return groups
 
     def probe_logprobs(self, probe: list[list[int]] | None = None) -> list[list[float]]:
