@@ -56,6 +56,7 @@ def test_check_sync_by_hand():
 
 def test_default_tolerance_by_dtype():
     assert default_tolerance("float32") == SyncTolerance(mean=1e-3, atol=1e-2, rtol=1e-3)
+    assert default_tolerance("bfloat16") == SyncTolerance(mean=0.2, atol=2.0, rtol=0.2)
     assert default_tolerance("torch.bfloat16") == default_tolerance("bfloat16")
     assert default_tolerance("bfloat16").mean > default_tolerance("float32").mean
 
