@@ -140,7 +140,6 @@ def cpu_binding(requested: int | None) -> Iterator[list[int]]:
         yield cores
         return
     os.environ["VLLM_CPU_OMP_THREADS_BIND"] = ",".join(map(str, cores))
-    os.environ.setdefault("VLLM_CPU_NUM_OF_RESERVED_CPU", "1" if len(available_cores()) > 1 else "0")
     try:
         yield cores
     finally:

