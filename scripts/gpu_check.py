@@ -12,7 +12,7 @@ A random model's rewards carry no meaning: this checks that the GPU paths run (b
 checkpointing, LoRA, memory), not that they learn.
 
 Each row is one `rlvr.trainers.grpo.train` run in this process: seconds per step (median after
-the first), peak CUDA memory, the last loss and whether every loss was finite.
+the first), peak CUDA memory, the last gradient norm and whether every loss and norm was finite.
 What it does not check: vLLM, sleep mode, tensor parallel, FSDP/ZeRO (they need more than this).
 """
 
@@ -76,9 +76,9 @@ def run(model_dir: Path, work: Path, name: str, overrides: list[str], steps: int
         return {"name": name, "error": f"{type(e).__name__}: {e}"[:300]}
     rows = [r for r in read_jsonl_metrics(run_dir / "metrics.jsonl") if r["step"] > 0]
     times = [r["time/step"] for r in rows]
-    losses = [r["loss"] for r in rows]
+    losses = [r["loss/policy"] for r in rows] + [r["grad_norm"] for r in rows]
     return {"name": name, "steps": len(rows), "s_per_step": statistics.median(times[1:] or times),
-            "wall_s": time.perf_counter() - start, "last_loss": losses[-1] if losses else float("nan"),
+            "wall_s": time.perf_counter() - start, "last_grad_norm": rows[-1]["grad_norm"] if rows else float("nan"),
             "finite": all(x == x and abs(x) != float("inf") for x in losses),
             "peak_gib": torch.cuda.max_memory_allocated() / 2**30 if torch.cuda.is_available() else float("nan")}
 
@@ -111,7 +111,7 @@ def main() -> int:
         results = [run(model_dir, Path(tmp), f"row{i}", spec + batch, steps) for i, (_, spec) in enumerate(rows_spec)]
     print(f"\ngpu_check on {device}; torch {torch.__version__}; SmolLM2-135M shape{' (shrunk)' if args.cpu else ''}, "
           f"random weights; {steps} GRPO steps per row; batch {' '.join(b.split('.')[-1] for b in batch)}\n")
-    print("| configuration | s/step (median) | peak CUDA GiB | last loss | losses finite | note |")
+    print("| configuration | s/step (median) | peak CUDA GiB | last grad norm | losses finite | note |")
     print("|---|---|---|---|---|---|")
     ok = True
     for (label, _), r in zip(rows_spec, results):
@@ -120,7 +120,7 @@ def main() -> int:
             print(f"| {label} | - | - | - | - | FAILED: {r['error']} |")
         else:
             ok &= r["finite"]
-            print(f"| {label} | {r['s_per_step']:.2f} | {r['peak_gib']:.2f} | {r['last_loss']:.4f} | {r['finite']} | "
+            print(f"| {label} | {r['s_per_step']:.2f} | {r['peak_gib']:.2f} | {r['last_grad_norm']:.4f} | {r['finite']} | "
                   f"{r['steps']} steps in {r['wall_s']:.0f} s |")
     if args.json:
         Path(args.json).write_text(json.dumps(results, indent=1))
