@@ -235,7 +235,9 @@ class VLLMSampler(Sampler):
         self.on_batch: Any = None  # called with the number of sequences after each generate call
 
         start = time.monotonic()
-        with cpu_binding(cpu_cores if self.on_cpu else None) as cores:
+        # One binding list is for one worker: with tensor parallel on CPU vLLM's own binding stays.
+        bind = self.on_cpu and tensor_parallel_size == 1
+        with cpu_binding(cpu_cores) if bind else contextlib.nullcontext(available_cores()) as cores:
             self._llm = vllm.LLM(**kwargs)
         self.startup_s = time.monotonic() - start
         self.dtype = str(self._llm.llm_engine.model_config.dtype).replace("torch.", "")
