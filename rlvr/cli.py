@@ -50,6 +50,7 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "dpo": ("rlvr.commands.dpo", "preference optimisation: DPO, IPO, cDPO, SimPO, ORPO, KTO"),
     "pipeline": ("rlvr.commands.pipeline", "chain stages from one YAML file: SFT -> RM -> PPO, SFT -> DPO, RS-SFT -> GRPO"),
     "cai": ("rlvr.commands.cai", "Constitutional AI: critique and revise responses with a judge model into SFT rows and DPO pairs"),
+    "convert": ("rlvr.commands.convert", "turn a GGUF file into a save_pretrained model directory (float32)"),
 }
 
 

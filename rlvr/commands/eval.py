@@ -56,6 +56,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--import", dest="imports", action="append", default=[], metavar="MODULE | FILE.py",
                         help="import a module or .py file first, so the tasks, templates and verifiers it "
                              "registers can be named (repeatable)")
+    parser.add_argument("--threads", type=int, default=None,
+                        help="torch threads (default: free cores, from the load average; OMP_NUM_THREADS wins)")
     parser.add_argument("--output", default=None, help="samples JSONL (default: runs/eval/<task>-<time>.jsonl)")
 
 
@@ -121,14 +123,17 @@ def run(args: argparse.Namespace) -> int:
     )
     import torch
 
+    from rlvr.models import set_torch_threads
+
+    set_torch_threads(args.threads, reserved=1 if args.sampler == "vllm" else 0)
     torch.manual_seed(args.seed)
     sampler, tokenizer = _sampler(args)
     t0 = time.perf_counter()
     with sampler, Scorer(verifier, workers=args.workers) as scorer, Progress(console=console) as bar:
-        job = bar.add_task(f"eval {args.task} (n={args.n})", total=len(samples))
+        job = bar.add_task(f"eval {args.task} ({len(samples)} × n={args.n} samples)", total=len(samples) * args.n)
+        sampler.on_batch = lambda k: bar.advance(job, k)  # per generated batch, not per chunk of prompts
         records, problems = evaluate_task(
             task, sampler, samples, n=args.n, params=params, scorer=scorer, tokenizer=tokenizer,
-            progress=lambda k: bar.advance(job, k),
         )
     elapsed = time.perf_counter() - t0
     summary = summarize(problems, ks)

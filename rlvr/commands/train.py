@@ -67,6 +67,9 @@ def run(args: argparse.Namespace) -> int:
     run_dir = trainer.run_dir
     if os.environ.get("RANK", "0") == "0":
         print(f"rlvr train: config {path or DEMO_CONFIG} -> run directory {run_dir}", file=sys.stderr)
+    from rlvr.models import set_torch_threads
+
+    set_torch_threads(reserved=1 if cfg.rollout.backend == "vllm" else 0)
     summary = trainer.train(resume=args.resume, overwrite=args.overwrite)
     if os.environ.get("RANK", "0") == "0":
         first, last = summary["eval_first"], summary["eval_last"]

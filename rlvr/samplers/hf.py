@@ -16,7 +16,9 @@ What it does:
   config) or at the first token whose decoding completes a stop string, searched in the
   completion only, as vLLM does; the rest of the row (padding) is dropped;
 - ``seed`` seeds torch's RNG for the call, leaving the caller's RNG state as it was;
-- ``timeout_s`` is a deadline checked between decoding steps: past it, `SamplerTimeout`.
+- ``timeout_s`` is a deadline checked between decoding steps: past it, `SamplerTimeout`;
+- ``on_batch(sequences)``, when set, is called after each batch with the number of sequences it
+  finished (progress bars: `rlvr eval` advances per batch, not per chunk of prompts).
 
 Memory: ``generate`` keeps the scores of a batch, ``batch_size × max_new_tokens × vocab × 4``
 bytes; lower ``batch_size`` for large vocabularies.
@@ -32,7 +34,7 @@ Sampling with the same seed gives different samples here and in vLLM (different 
 from __future__ import annotations
 
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import Any
 
 from rlvr.samplers.base import (
@@ -114,13 +116,15 @@ def _criteria(prompt_len: int, tokenizer: Any, stops: Sequence[str], deadline: f
 class HFSampler(Sampler):
     """transformers ``generate`` with batching. ``batch_size`` counts sequences (prompts × n)."""
 
-    def __init__(self, model: Any, tokenizer: Any, *, batch_size: int = 32, timeout_s: float | None = None):
+    def __init__(self, model: Any, tokenizer: Any, *, batch_size: int = 32, timeout_s: float | None = None,
+                 on_batch: Callable[[int], None] | None = None):
         if batch_size < 1:
             raise ValueError(f"batch_size must be >= 1, got {batch_size}")
         self.model = model
         self.tokenizer = tokenizer
         self.batch_size = batch_size
         self.timeout_s = timeout_s
+        self.on_batch = on_batch
         self.eos = eos_ids(model, tokenizer)
         pad = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else tokenizer.eos_token_id
         if pad is None:
@@ -183,6 +187,8 @@ class HFSampler(Sampler):
                     torch.manual_seed(params.seed)
                 for s in range(0, len(rows), self.batch_size):
                     comps.extend(self._batch(rows[s:s + self.batch_size], params, deadline))
+                    if self.on_batch is not None:
+                        self.on_batch(len(rows[s:s + self.batch_size]))
         finally:
             self.model.train(was_training)
         return [Group(prompt_token_ids=p, completions=comps[b * n:(b + 1) * n], prompt=t)

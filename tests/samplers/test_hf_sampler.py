@@ -138,3 +138,11 @@ def test_text_ends_at_the_stop_string_even_when_the_last_token_decodes_further()
     assert cut_at_stop("<answer>71</answer>.", ["</answer>"]) == "<answer>71</answer>"
     assert cut_at_stop("a STOP b stop", ["stop", "STOP"]) == "a STOP"
     assert cut_at_stop("no stop here", ["</answer>"]) == "no stop here"
+
+
+def test_on_batch_reports_each_batch_as_it_finishes(model, tokenizer):
+    # 3 prompts x 3 samples = 9 sequences in batches of 4: 4, 4, 1, reported in that order.
+    seen = []
+    s = HFSampler(model, tokenizer, batch_size=4, on_batch=seen.append)
+    s.generate(PROMPTS, n=3, params=SamplingParams(max_new_tokens=2, seed=0))
+    assert seen == [4, 4, 1]

@@ -10,10 +10,11 @@ import torch
 
 from rlvr.samplers import SamplerTimeout, SamplingParams, WeightSyncError
 from rlvr.samplers.sync import (
+    SyncTolerance,
     call_with_deadline,
     check_sync,
     checked_push,
-    default_atol,
+    default_tolerance,
     make_probe,
     pack_weights,
     reference_logprobs,
@@ -40,22 +41,41 @@ def test_probe_is_deterministic_and_in_range():
 
 def test_check_sync_by_hand():
     # |-1.0 - -1.00005| = 5e-5 and |-2.0 - -2.0| = 0: max 5e-5, mean 2.5e-5, both under 1e-4.
-    r = check_sync([[-1.0, -2.0]], [[-1.00005, -2.0]], atol=1e-4)
+    r = check_sync([[-1.0, -2.0]], [[-1.00005, -2.0]], 1e-4)
     assert r.ok and r.tokens == 2
     assert r.max_abs_diff == pytest.approx(5e-5, abs=1e-12)
     assert r.mean_abs_diff == pytest.approx(2.5e-5, abs=1e-12)
     # 0.25 off at row 1, position 2 (the second compared token): named in the error.
     with pytest.raises(WeightSyncError, match=r"row 1, token 2: engine -3\.250000, trainer -3\.000000"):
-        check_sync([[-1.0, -1.0], [-1.0, -3.25]], [[-1.0, -1.0], [-1.0, -3.0]], atol=1e-4)
+        check_sync([[-1.0, -1.0], [-1.0, -3.25]], [[-1.0, -1.0], [-1.0, -3.0]], 1e-4)
     with pytest.raises(WeightSyncError):
-        check_sync([[float("nan")]], [[-1.0]], atol=1.0)
+        check_sync([[float("nan")]], [[-1.0]], 1.0)
     with pytest.raises(WeightSyncError, match="rows"):
-        check_sync([[-1.0]], [[-1.0], [-2.0]], atol=1.0)
+        check_sync([[-1.0]], [[-1.0], [-2.0]], 1.0)
 
 
-def test_default_atol_by_dtype():
-    assert default_atol("float32") == 1e-4
-    assert default_atol("torch.bfloat16") == 1e-1
+def test_default_tolerance_by_dtype():
+    assert default_tolerance("float32") == SyncTolerance(mean=1e-3, atol=1e-2, rtol=1e-3)
+    assert default_tolerance("bfloat16") == SyncTolerance(mean=0.2, atol=2.0, rtol=0.2)
+    assert default_tolerance("torch.bfloat16") == default_tolerance("bfloat16")
+    assert default_tolerance("bfloat16").mean > default_tolerance("float32").mean
+
+
+def test_tolerance_scales_with_the_logprob_and_the_mean_catches_small_shifts():
+    tol = SyncTolerance(mean=1e-3, atol=1e-2, rtol=1e-3)
+    # A tail token at -22.3 off by 0.03: its tolerance is 0.01 + 0.001*22.3 = 0.0323, so it passes,
+    # while the same 0.03 at -1.0 (tolerance 0.011) fails. Means: 0.03/4 = 0.0075 > 1e-3 fails too,
+    # so pad with exact tokens: 0.03 / 40 = 7.5e-4 <= 1e-3.
+    exact = [[-1.0] * 39]
+    r = check_sync([[-22.33] + exact[0]], [[-22.3] + exact[0]], tol)
+    assert r.ok and r.worst_ratio == pytest.approx(0.03 / 0.0323, rel=1e-6)
+    assert r.mean_abs_diff == pytest.approx(0.03 / 40, rel=1e-6)
+    with pytest.raises(WeightSyncError, match=r"over its tolerance 0\.011"):
+        check_sync([[-1.03] + exact[0]], [[-1.0] + exact[0]], tol)
+    # Every token 2e-3 off (a stale layer shifts everything a little): each is within its own
+    # tolerance (0.011) but the mean 2e-3 > 1e-3 fails.
+    with pytest.raises(WeightSyncError, match=r"mean \|engine - trainer\| logprob = 0\.002 > 0\.001"):
+        check_sync([[-1.002] * 10], [[-1.0] * 10], tol)
 
 
 def test_pack_weights_sends_tied_tensors_once_under_the_embedding_name(model):
@@ -98,8 +118,8 @@ def test_checked_push_runs_the_push_and_compares_after_it(model, perturb):
         engine.load_state_dict(model.state_dict())
         pushed.append(True)
 
-    report = checked_push(push, lambda: reference_logprobs(engine, probe), model, probe, atol=1e-5)
+    report = checked_push(push, lambda: reference_logprobs(engine, probe), model, probe, 1e-5)
     assert pushed and report.ok and report.tokens == 14 and report.max_abs_diff <= 1e-5
     stale = perturb(model, scale=0.05, seed=1)
     with pytest.raises(WeightSyncError):
-        checked_push(lambda: None, lambda: reference_logprobs(stale, probe), model, probe, atol=1e-5)
+        checked_push(lambda: None, lambda: reference_logprobs(stale, probe), model, probe, 1e-5)

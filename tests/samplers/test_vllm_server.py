@@ -21,6 +21,7 @@ import pytest
 import torch
 
 from rlvr.samplers import SamplerError, SamplerTimeout, SamplingParams, VLLMServerSampler, WeightSyncError
+from rlvr.samplers.sync import default_tolerance
 from tests.conftest import require
 
 
@@ -40,7 +41,7 @@ def server_url(engine):
 @pytest.mark.vllm
 def test_generate_over_http_matches_the_model(server_url, model, tokenizer, teacher_logprobs):
     client = VLLMServerSampler(server_url)
-    assert client.info["vocab_size"] == model.config.vocab_size and client.sync_atol == 1e-4
+    assert client.info["vocab_size"] == model.config.vocab_size and client.sync_tol == default_tolerance("float32")
     prompts = ["Q: What is 1 + 2? A:", [5, 6, 7]]
     groups = client.generate(prompts, n=2, params=SamplingParams(max_new_tokens=8, seed=0, stop=("e",)))
     assert groups[0].prompt_token_ids == tokenizer(prompts[0])["input_ids"] and groups[1].prompt_token_ids == [5, 6, 7]
