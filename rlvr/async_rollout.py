@@ -68,7 +68,7 @@ class Pushable(Protocol):
     """What the producer needs from a sampler: `VLLMSampler` and `VLLMServerSampler` have it."""
 
     probe: list[list[int]]
-    sync_atol: float
+    sync_tol: Any  # SyncTolerance | float, see rlvr.samplers.sync
 
     def push_weights(self, weights: Any) -> Any: ...
 
@@ -107,7 +107,7 @@ class NoEngine:
     """A `Pushable` without an engine (doctests and unit tests of the queue logic)."""
 
     probe: list[list[int]] = [[0, 1]]
-    sync_atol = 0.0
+    sync_tol = 0.0
 
     def __init__(self) -> None:
         self.pushed: list[bytes] = []
@@ -133,7 +133,7 @@ def push_snapshot(sampler: Pushable, snap: Snapshot) -> SyncReport:
     sampler.push_weights(snap.weights)
     t1 = time.monotonic()
     eng = sampler.probe_logprobs()
-    return check_sync(eng, snap.reference, sampler.sync_atol, push_s=t1 - t0, check_s=time.monotonic() - t1)
+    return check_sync(eng, snap.reference, sampler.sync_tol, push_s=t1 - t0, check_s=time.monotonic() - t1)
 
 
 class _Failure:
