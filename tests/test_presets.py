@@ -25,7 +25,7 @@ T = torch.tensor
 
 
 def test_all_presets_exist_and_validate():
-    assert list(PRESETS) == ["grpo", "dr_grpo", "dapo", "rloo", "reinforce_pp", "gspo", "ppo"]
+    assert list(PRESETS) == ["grpo", "dr_grpo", "dapo", "rloo", "reinforce_pp", "gspo", "cispo", "sapo", "gmpo", "dppo", "ppo"]
     for name, cfg in PRESETS.items():
         assert cfg.name == name and cfg.summary
         assert dataclasses.replace(cfg) == cfg  # re-validates without error
