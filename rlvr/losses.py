@@ -7,7 +7,7 @@ P preference pairs; policy tensors are (B*G, T) and "mask" is 1 on completion to
 - Policy objectives returning (per-token loss (B*G, T), metrics): `ppo_clip` (separate low/high
   epsilon = DAPO clip-higher, optional dual clip c) and `gspo` (sequence-level, length-normalised
   ratio). Registry: `POLICY_LOSSES`, which also holds CISPO, SAPO, GMPO and DPPO from
-  `rlvr.objectives`.
+  `rlvr.objectives` and KL-Cov / Clip-Cov from `rlvr.entropy_control`.
 - `aggregate(loss, mask, mode, max_len)`: `token_mean`, `seq_mean_token_mean`,
   `seq_mean_token_sum_norm` (Dr.GRPO: divide by a constant length). Registry: `AGGREGATIONS`.
 - `kl_penalty(logp, ref_logp, "k1"|"k2"|"k3")` for a KL loss term, `kl_reward` for the per-token
@@ -509,6 +509,8 @@ __all__ += [
     "value_loss",
 ]
 
-from rlvr.objectives import OBJECTIVES as _NEWER  # noqa: E402  (they use the helpers above)
+from rlvr.entropy_control import OBJECTIVES as _COV  # noqa: E402  (they use the helpers above)
+from rlvr.objectives import OBJECTIVES as _NEWER  # noqa: E402
 
 POLICY_LOSSES.update(_NEWER)
+POLICY_LOSSES.update(_COV)

@@ -64,6 +64,15 @@ def _objective_problems(cfg: AlgoConfig) -> list[str]:
     problems = []
     if cfg.dual_clip is not None and "dual_clip" not in takes:
         problems.append(f"dual_clip is for ppo_clip/gspo; loss={cfg.loss!r} does not take it (set dual_clip=null)")
+    if not (0 <= cfg.cov_top_frac <= 1 and 0 <= cfg.cov_clip_frac <= 1 and cfg.cov_lb <= cfg.cov_ub
+            and cfg.cov_kl_coef >= 0):
+        problems.append(f"cov_top_frac={cfg.cov_top_frac} and cov_clip_frac={cfg.cov_clip_frac} must be in [0, 1], "
+                        f"cov_lb={cfg.cov_lb} <= cov_ub={cfg.cov_ub}, cov_kl_coef={cfg.cov_kl_coef} >= 0")
+    if cfg.entropy_target is not None and (cfg.entropy_target <= 0 or cfg.entropy_coef_delta <= 0
+                                           or not 0 <= cfg.entropy_coef <= cfg.entropy_coef_max):
+        problems.append(f"entropy_target={cfg.entropy_target} and entropy_coef_delta={cfg.entropy_coef_delta} must be "
+                        f"> 0 and entropy_coef={cfg.entropy_coef} (the starting value) within [0, "
+                        f"entropy_coef_max={cfg.entropy_coef_max}]")
     if cfg.sapo_tau_pos <= 0 or cfg.sapo_tau_neg <= 0 or cfg.dppo_ratio_cap <= 0:
         problems.append(f"sapo_tau_pos={cfg.sapo_tau_pos}, sapo_tau_neg={cfg.sapo_tau_neg} and "
                         f"dppo_ratio_cap={cfg.dppo_ratio_cap} must be > 0")
@@ -97,6 +106,14 @@ class AlgoConfig:
     sapo_tau_neg: float = 1.05
     # DPPO's cap on its detached ratio weight (loss=dppo only).
     dppo_ratio_cap: float = 3.0
+    # KL-Cov (loss=kl_cov): penalty weight on |logp − old_logp| of the top cov_top_frac tokens by
+    # covariance of logp and advantage. Clip-Cov (loss=clip_cov): the gradient of a random
+    # cov_clip_frac of the tokens with covariance in [cov_lb, cov_ub] is cut (rlvr.entropy_control).
+    cov_top_frac: float = 0.002
+    cov_kl_coef: float = 1.0
+    cov_clip_frac: float = 0.0002
+    cov_lb: float = 1.0
+    cov_ub: float = 5.0
     # Loss aggregation: token_mean, seq_mean_token_mean, seq_mean_token_sum_norm.
     aggregation: AggregationMode = "seq_mean_token_mean"
     # The constant length of seq_mean_token_sum_norm; None = the run's max_new_tokens.
@@ -111,6 +128,12 @@ class AlgoConfig:
     kl_horizon: int = 10_000
     # Entropy bonus weight (the loss subtracts entropy_coef * aggregated entropy).
     entropy_coef: float = 0.0
+    # Adaptive entropy coefficient: after each step the coefficient moves by entropy_coef_delta
+    # towards keeping the mean token entropy at entropy_target (up when below, down when above),
+    # within [0, entropy_coef_max], starting from entropy_coef; None = a fixed entropy_coef.
+    entropy_target: float | None = None
+    entropy_coef_delta: float = 0.001
+    entropy_coef_max: float = 0.01
     # Dynamic sampling (DAPO): drop groups whose rewards all agree and sample more prompts until
     # the batch is full, at most dynamic_sampling_rounds extra generation rounds.
     dynamic_sampling: bool = False
@@ -424,25 +447,32 @@ def describe(cfg: AlgoConfig, base: str | None = None, max_new_tokens: int | Non
     objective_fn = POLICY_LOSSES[cfg.loss]
     holes = {"rho": objective_fn.ratio_symbol, "a": "A_i,t" if adv == "gae" else "A_i", "lo": f"{cfg.clip_low:g}",
              "hi": f"{cfg.clip_high:g}", "c": f"{cfg.dppo_ratio_cap:g}", "tau_pos": f"{cfg.sapo_tau_pos:g}",
-             "tau_neg": f"{cfg.sapo_tau_neg:g}"}
+             "tau_neg": f"{cfg.sapo_tau_neg:g}", "kl_coef": f"{cfg.cov_kl_coef:g}", "top_frac": f"{cfg.cov_top_frac:g}",
+             "clip_frac": f"{cfg.cov_clip_frac:g}", "cov_lb": f"{cfg.cov_lb:g}", "cov_ub": f"{cfg.cov_ub:g}"}
     lines.append(f"ratio       {objective_fn.ratio_formula.format(**holes)}")
     a = holes["a"]
     term = objective_fn.term.format(**holes)
     dual = None
+    if cfg.entropy_target is not None:
+        entropy_line = (f"entropy     α_k+1 = clip(α_k ± {cfg.entropy_coef_delta:g}, 0, {cfg.entropy_coef_max:g}): + when the "
+                        f"step's mean token entropy < {cfg.entropy_target:g}, − when above; α_0 = {cfg.entropy_coef:g}")
     if cfg.dual_clip is not None:
         dual = f"J_i,t = {term}, then J_i,t = max(J_i,t, {cfg.dual_clip:g}·{a}) where {a} < 0 (dual clip)"
         term = "J_i,t"
     objective = f"L = −{_aggregate_text(cfg, term)}"
     if cfg.kl_in == "loss" and cfg.kl_coef > 0:
         objective += f" + {cfg.kl_coef:g}·{_aggregate_text(cfg, cfg.kl_estimator + '_t')}"
-    if cfg.entropy_coef > 0:
-        objective += f" − {cfg.entropy_coef:g}·{_aggregate_text(cfg, 'H_t')}"
+    if cfg.entropy_coef > 0 or cfg.entropy_target is not None:
+        coef = f"{cfg.entropy_coef:g}" if cfg.entropy_target is None else "α_k"
+        objective += f" − {coef}·{_aggregate_text(cfg, 'H_t')}"
     if cfg.needs_critic:
         clip = f"clip(V, V_old ± {cfg.value_clip:g})" if cfg.value_clip is not None else "V"
         objective += f" + {cfg.vf_coef:g}·{_aggregate_text(cfg, f'½ max((V−R)², ({clip}−R)²)')}"
     lines.append(f"objective   {objective}")
     if dual is not None:
         lines.append(f"            {dual}")
+    if cfg.entropy_target is not None:
+        lines.append(entropy_line)
     if cfg.aggregation == "seq_mean_token_sum_norm":
         where = cfg.norm_length if cfg.norm_length is not None else "the run's max_new_tokens"
         lines.append(f"            L_max = {where} (a constant, not the batch's lengths; required)")
