@@ -94,7 +94,8 @@ def clip_cov(logp: torch.Tensor, old_logp: torch.Tensor, adv: torch.Tensor, mask
     """Clip-Cov: ppo_clip with the gradient detached on k = max(1, round(frac·N_valid)) tokens drawn at
     random (torch's global generator, seeded by the run) among those with cov_lb ≤ Cov_t ≤ cov_ub
     (all of them if fewer). The loss value is unchanged; only the gradient of those tokens is cut.
-    verl and SkyRL draw the same way; their defaults (2e-4, 1, 5) are ours.
+    verl and SkyRL draw the same way and their defaults (2e-4, 1, 5) are ours; they multiply those
+    tokens' loss by 0 (same gradient, value 0), we keep the value so the logged loss stays comparable.
     """
     loss, a, metrics = _ppo_base(logp, old_logp, adv, mask, clip_low, clip_high)
     cov = token_covariance(logp, a, mask).reshape(-1)

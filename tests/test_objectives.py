@@ -222,6 +222,16 @@ def test_describe_prints_each_new_objective():
     assert "M_i,t·sg(min(ρ_i,t, 3))·A_i·log π_θ(o_i,t)" in describe(get_preset("dppo"))
 
 
+def test_cli_presets_show_prints_the_exact_objective(capsys):
+    from rlvr.cli import main
+
+    assert main(["presets", "show", "cispo"]) == 0
+    out = capsys.readouterr().out
+    assert "objective   L = −1/Σ_i|o_i| Σ_i Σ_t sg(clip(ρ_i,t, 1−1, 1+4))·A_i·log π_θ(o_i,t)\n" in out
+    assert main(["presets", "show", "sapo", "sapo_tau_neg=2"]) == 0
+    assert "τ = 1 if A_i > 0 else 2" in capsys.readouterr().out
+
+
 def test_knobs_an_objective_does_not_take_are_refused():
     with pytest.raises(ValueError, match="dual_clip is for ppo_clip/gspo"):
         with_overrides("sapo", dual_clip=3.0)
