@@ -46,3 +46,13 @@ def test_adaptive_entropy_coefficient_rises_under_collapse_and_resumes_from_its_
     assert [rows[s]["entropy_coef"] for s in (1, 2, 3)] == pytest.approx([0.0, 0.001, 0.002])
     assert all("cov_selected_frac" in rows[s] for s in (1, 2, 3))
     assert "α_k+1 = clip(α_k ± 0.001, 0, 0.01)" in (run_dir / "objective.txt").read_text()
+
+
+def test_clip_cov_runs_in_the_trainer_and_logs_its_token_fractions(tmp_path, tiny_model_dir):
+    run_dir = tmp_path / "run"
+    cfg = small_config(run_dir, tiny_model_dir, steps=2, preset="dapo", algo={"loss": "clip_cov", "cov_lb": 0.0},
+                       logging={"eval_every": 0}, checkpoint={"every": 0})
+    run(rlvr_cmd("train", str(write_config(tmp_path / "run.yaml", cfg))))
+    rows = [r for r in read_jsonl_metrics(run_dir / "metrics.jsonl") if "cov_band_frac" in r]
+    assert [r["step"] for r in rows] == [1, 2]
+    assert all(0 < r["cov_band_frac"] < 1 and r["cov_clipped_frac"] > 0 for r in rows)  # tokens were cut
