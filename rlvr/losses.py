@@ -6,7 +6,8 @@ P preference pairs; policy tensors are (B*G, T) and "mask" is 1 on completion to
   (B*G, T, V) log-softmax is never materialised.
 - Policy objectives returning (per-token loss (B*G, T), metrics): `ppo_clip` (separate low/high
   epsilon = DAPO clip-higher, optional dual clip c) and `gspo` (sequence-level, length-normalised
-  ratio). Registry: `POLICY_LOSSES`.
+  ratio). Registry: `POLICY_LOSSES`, which also holds CISPO, SAPO, GMPO and DPPO from
+  `rlvr.objectives` and KL-Cov / Clip-Cov from `rlvr.entropy_control`.
 - `aggregate(loss, mask, mode, max_len)`: `token_mean`, `seq_mean_token_mean`,
   `seq_mean_token_sum_norm` (Dr.GRPO: divide by a constant length). Registry: `AGGREGATIONS`.
 - `kl_penalty(logp, ref_logp, "k1"|"k2"|"k3")` for a KL loss term, `kl_reward` for the per-token
@@ -250,6 +251,7 @@ ppo_clip.ratio_formula = "ρ_i,t = π_θ(o_i,t | q, o_i,<t) / π_old(o_i,t | q, 
 ppo_clip.ratio_symbol = "ρ_i,t"  # type: ignore[attr-defined]
 gspo.ratio_formula = "s_i = exp(1/|o_i| Σ_t log(π_θ(o_i,t)/π_old(o_i,t)))  [one ratio per sequence]"  # type: ignore[attr-defined]
 gspo.ratio_symbol = "s_i"  # type: ignore[attr-defined]
+ppo_clip.term = gspo.term = "min({rho}·{a}, clip({rho}, 1−{lo}, 1+{hi})·{a})"  # type: ignore[attr-defined]
 POLICY_LOSSES: dict[str, Callable[..., tuple[torch.Tensor, Metrics]]] = {"ppo_clip": ppo_clip, "gspo": gspo}
 
 # ---------------------------------------------------------------- KL, importance weights, value
@@ -506,3 +508,9 @@ __all__ += [
     "token_logprobs",
     "value_loss",
 ]
+
+from rlvr.entropy_control import OBJECTIVES as _COV  # noqa: E402  (they use the helpers above)
+from rlvr.objectives import OBJECTIVES as _NEWER  # noqa: E402
+
+POLICY_LOSSES.update(_NEWER)
+POLICY_LOSSES.update(_COV)

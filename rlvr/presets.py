@@ -1,4 +1,4 @@
-"""Algorithm presets: GRPO, Dr.GRPO, DAPO, RLOO, REINFORCE++, GSPO and PPO as named `AlgoConfig`s.
+"""Algorithm presets: GRPO, Dr.GRPO, DAPO, RLOO, REINFORCE++, GSPO, PPO, CISPO, SAPO, GMPO and DPPO as named `AlgoConfig`s.
 
 What it does:
 - `AlgoConfig`: one frozen dataclass holding every algorithmic choice (a comment above each field).
@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import dataclasses
 import difflib
+import inspect
 import typing
 from dataclasses import dataclass
 from typing import Any, Literal
@@ -55,6 +56,29 @@ def _correction_problems(cfg: AlgoConfig) -> list[str]:
     return problems
 
 
+def _objective_problems(cfg: AlgoConfig) -> list[str]:
+    """Knobs set for a policy objective that does not take them (they would be silently ignored)."""
+    if cfg.loss not in POLICY_LOSSES:
+        return []
+    takes = set(inspect.signature(POLICY_LOSSES[cfg.loss]).parameters)
+    problems = []
+    if cfg.dual_clip is not None and "dual_clip" not in takes:
+        problems.append(f"dual_clip is for ppo_clip/gspo; loss={cfg.loss!r} does not take it (set dual_clip=null)")
+    if not (0 <= cfg.cov_top_frac <= 1 and 0 <= cfg.cov_clip_frac <= 1 and cfg.cov_lb <= cfg.cov_ub
+            and cfg.cov_kl_coef >= 0):
+        problems.append(f"cov_top_frac={cfg.cov_top_frac} and cov_clip_frac={cfg.cov_clip_frac} must be in [0, 1], "
+                        f"cov_lb={cfg.cov_lb} <= cov_ub={cfg.cov_ub}, cov_kl_coef={cfg.cov_kl_coef} >= 0")
+    if cfg.entropy_target is not None and (cfg.entropy_target <= 0 or cfg.entropy_coef_delta <= 0
+                                           or not 0 <= cfg.entropy_coef <= cfg.entropy_coef_max):
+        problems.append(f"entropy_target={cfg.entropy_target} and entropy_coef_delta={cfg.entropy_coef_delta} must be "
+                        f"> 0 and entropy_coef={cfg.entropy_coef} (the starting value) within [0, "
+                        f"entropy_coef_max={cfg.entropy_coef_max}]")
+    if cfg.sapo_tau_pos <= 0 or cfg.sapo_tau_neg <= 0 or cfg.dppo_ratio_cap <= 0:
+        problems.append(f"sapo_tau_pos={cfg.sapo_tau_pos}, sapo_tau_neg={cfg.sapo_tau_neg} and "
+                        f"dppo_ratio_cap={cfg.dppo_ratio_cap} must be > 0")
+    return problems
+
+
 @dataclass(frozen=True)
 class AlgoConfig:
     # Preset name and a one-line summary (display only).
@@ -66,13 +90,30 @@ class AlgoConfig:
     # Divide group-centred advantages by the group std. None: as the estimator defines it.
     # False with advantage=grpo resolves to dr_grpo; True with dr_grpo resolves to grpo.
     std_normalize: bool | None = None
-    # Per-token policy objective, a key of rlvr.losses.POLICY_LOSSES (ppo_clip, gspo).
+    # Per-token policy objective, a key of rlvr.losses.POLICY_LOSSES (ppo_clip, gspo, cispo, sapo,
+    # gmpo, dppo).
     loss: str = "ppo_clip"
     # Ratio clip range [1 - clip_low, 1 + clip_high]; clip_high > clip_low is DAPO's clip-higher.
+    # cispo: the clip of its detached weight; gmpo: the clip of the log-ratio, [-clip_low, clip_high];
+    # dppo: the bounds on the probability change p - p_old.
     clip_low: float = 0.2
     clip_high: float = 0.2
     # Dual clip constant c > 1 (caps the loss at -c*A for negative advantages); None = off.
+    # ppo_clip and gspo only.
     dual_clip: float | None = None
+    # SAPO's gate temperatures for positive and negative advantages (loss=sapo only).
+    sapo_tau_pos: float = 1.0
+    sapo_tau_neg: float = 1.05
+    # DPPO's cap on its detached ratio weight (loss=dppo only).
+    dppo_ratio_cap: float = 3.0
+    # KL-Cov (loss=kl_cov): penalty weight on |logp − old_logp| of the top cov_top_frac tokens by
+    # covariance of logp and advantage. Clip-Cov (loss=clip_cov): the gradient of a random
+    # cov_clip_frac of the tokens with covariance in [cov_lb, cov_ub] is cut (rlvr.entropy_control).
+    cov_top_frac: float = 0.002
+    cov_kl_coef: float = 1.0
+    cov_clip_frac: float = 0.0002
+    cov_lb: float = 1.0
+    cov_ub: float = 5.0
     # Loss aggregation: token_mean, seq_mean_token_mean, seq_mean_token_sum_norm.
     aggregation: AggregationMode = "seq_mean_token_mean"
     # The constant length of seq_mean_token_sum_norm; None = the run's max_new_tokens.
@@ -87,6 +128,12 @@ class AlgoConfig:
     kl_horizon: int = 10_000
     # Entropy bonus weight (the loss subtracts entropy_coef * aggregated entropy).
     entropy_coef: float = 0.0
+    # Adaptive entropy coefficient: after each step the coefficient moves by entropy_coef_delta
+    # towards keeping the mean token entropy at entropy_target (up when below, down when above),
+    # within [0, entropy_coef_max], starting from entropy_coef; None = a fixed entropy_coef.
+    entropy_target: float | None = None
+    entropy_coef_delta: float = 0.001
+    entropy_coef_max: float = 0.01
     # Dynamic sampling (DAPO): drop groups whose rewards all agree and sample more prompts until
     # the batch is full, at most dynamic_sampling_rounds extra generation rounds.
     dynamic_sampling: bool = False
@@ -137,8 +184,9 @@ class AlgoConfig:
             problems.append(f"kl_in={self.kl_in!r} must be 'loss' or 'reward'")
         if self.dynamic_sampling_filter not in ("passed", "reward"):
             problems.append(f"dynamic_sampling_filter={self.dynamic_sampling_filter!r} must be 'passed' or 'reward'")
-        if not (0 <= self.clip_low < 1 and self.clip_high >= 0):
-            problems.append(f"clip_low={self.clip_low} must be in [0, 1) and clip_high={self.clip_high} >= 0")
+        if not (0 <= self.clip_low <= 1 and self.clip_high >= 0):
+            problems.append(f"clip_low={self.clip_low} must be in [0, 1] and clip_high={self.clip_high} >= 0")
+        problems += _objective_problems(self)
         if self.dual_clip is not None and self.dual_clip <= 1:
             problems.append(f"dual_clip={self.dual_clip} must be > 1 (or None)")
         if not 0 <= self.overlong_buffer <= 1:
@@ -242,6 +290,43 @@ PRESETS: dict[str, AlgoConfig] = {
             clip_low=3e-4,
             clip_high=4e-4,
             aggregation="seq_mean_token_mean",
+        ),
+        AlgoConfig(
+            name="cispo",
+            summary="CISPO (MiniMax-M1): REINFORCE with a clipped, detached IS weight on every token, token-level loss",
+            advantage="grpo",
+            loss="cispo",
+            clip_low=1.0,  # the paper: no lower bound
+            clip_high=4.0,  # weight ≤ 5 (TRL's epsilon_high=5.0)
+            aggregation="token_mean",
+        ),
+        AlgoConfig(
+            name="sapo",
+            summary="SAPO (Qwen): sigmoid soft gate on the token ratio instead of a hard clip, per-sequence mean",
+            advantage="grpo",
+            loss="sapo",
+            sapo_tau_pos=1.0,
+            sapo_tau_neg=1.05,
+            aggregation="seq_mean_token_mean",
+        ),
+        AlgoConfig(
+            name="gmpo",
+            summary="GMPO: geometric mean of the token ratios, clipped in log space to (e^-0.4, e^0.4)",
+            advantage="grpo",
+            loss="gmpo",
+            clip_low=0.4,
+            clip_high=0.4,
+            aggregation="seq_mean_token_mean",
+        ),
+        AlgoConfig(
+            name="dppo",
+            summary="DPPO (Binary-TV): trust region on the probability change p − p_old instead of the ratio",
+            advantage="grpo",
+            loss="dppo",
+            clip_low=0.2,
+            clip_high=0.2,
+            dppo_ratio_cap=3.0,
+            aggregation="token_mean",
         ),
         AlgoConfig(
             name="ppo",
@@ -360,25 +445,34 @@ def describe(cfg: AlgoConfig, base: str | None = None, max_new_tokens: int | Non
     if cfg.whiten_advantages:
         lines.append(f"            then whitened over the batch's tokens: (A − mean) / (std + {EPS:g})")
     objective_fn = POLICY_LOSSES[cfg.loss]
-    lines.append(f"ratio       {objective_fn.ratio_formula}")
-    rho = objective_fn.ratio_symbol
-    a = "A_i,t" if adv == "gae" else "A_i"
-    term = f"min({rho}·{a}, clip({rho}, 1−{cfg.clip_low:g}, 1+{cfg.clip_high:g})·{a})"
+    holes = {"rho": objective_fn.ratio_symbol, "a": "A_i,t" if adv == "gae" else "A_i", "lo": f"{cfg.clip_low:g}",
+             "hi": f"{cfg.clip_high:g}", "c": f"{cfg.dppo_ratio_cap:g}", "tau_pos": f"{cfg.sapo_tau_pos:g}",
+             "tau_neg": f"{cfg.sapo_tau_neg:g}", "kl_coef": f"{cfg.cov_kl_coef:g}", "top_frac": f"{cfg.cov_top_frac:g}",
+             "clip_frac": f"{cfg.cov_clip_frac:g}", "cov_lb": f"{cfg.cov_lb:g}", "cov_ub": f"{cfg.cov_ub:g}"}
+    lines.append(f"ratio       {objective_fn.ratio_formula.format(**holes)}")
+    a = holes["a"]
+    term = objective_fn.term.format(**holes)
     dual = None
+    if cfg.entropy_target is not None:
+        entropy_line = (f"entropy     α_k+1 = clip(α_k ± {cfg.entropy_coef_delta:g}, 0, {cfg.entropy_coef_max:g}): + when the "
+                        f"step's mean token entropy < {cfg.entropy_target:g}, − when above; α_0 = {cfg.entropy_coef:g}")
     if cfg.dual_clip is not None:
         dual = f"J_i,t = {term}, then J_i,t = max(J_i,t, {cfg.dual_clip:g}·{a}) where {a} < 0 (dual clip)"
         term = "J_i,t"
     objective = f"L = −{_aggregate_text(cfg, term)}"
     if cfg.kl_in == "loss" and cfg.kl_coef > 0:
         objective += f" + {cfg.kl_coef:g}·{_aggregate_text(cfg, cfg.kl_estimator + '_t')}"
-    if cfg.entropy_coef > 0:
-        objective += f" − {cfg.entropy_coef:g}·{_aggregate_text(cfg, 'H_t')}"
+    if cfg.entropy_coef > 0 or cfg.entropy_target is not None:
+        coef = f"{cfg.entropy_coef:g}" if cfg.entropy_target is None else "α_k"
+        objective += f" − {coef}·{_aggregate_text(cfg, 'H_t')}"
     if cfg.needs_critic:
         clip = f"clip(V, V_old ± {cfg.value_clip:g})" if cfg.value_clip is not None else "V"
         objective += f" + {cfg.vf_coef:g}·{_aggregate_text(cfg, f'½ max((V−R)², ({clip}−R)²)')}"
     lines.append(f"objective   {objective}")
     if dual is not None:
         lines.append(f"            {dual}")
+    if cfg.entropy_target is not None:
+        lines.append(entropy_line)
     if cfg.aggregation == "seq_mean_token_sum_norm":
         where = cfg.norm_length if cfg.norm_length is not None else "the run's max_new_tokens"
         lines.append(f"            L_max = {where} (a constant, not the batch's lengths; required)")

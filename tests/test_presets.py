@@ -20,12 +20,13 @@ from rlvr.presets import (
     with_overrides,
 )
 from rlvr.rollout import overlong_shaping, pack_groups, policy_loss
+from rlvr.rollout.batch import objective_kwargs
 
 T = torch.tensor
 
 
 def test_all_presets_exist_and_validate():
-    assert list(PRESETS) == ["grpo", "dr_grpo", "dapo", "rloo", "reinforce_pp", "gspo", "ppo"]
+    assert list(PRESETS) == ["grpo", "dr_grpo", "dapo", "rloo", "reinforce_pp", "gspo", "cispo", "sapo", "gmpo", "dppo", "ppo"]
     for name, cfg in PRESETS.items():
         assert cfg.name == name and cfg.summary
         assert dataclasses.replace(cfg) == cfg  # re-validates without error
@@ -113,9 +114,8 @@ def test_describe_every_preset_and_shows_overrides():
 
 
 def _policy_loss(cfg: AlgoConfig, logp, old, adv, mask, max_len=None):
-    loss, _ = POLICY_LOSSES[cfg.loss](
-        logp, old, adv, mask, clip_low=cfg.clip_low, clip_high=cfg.clip_high, dual_clip=cfg.dual_clip
-    )
+    objective = POLICY_LOSSES[cfg.loss]
+    loss, _ = objective(logp, old, adv, mask, **objective_kwargs(cfg, objective))
     return aggregate(loss, mask, cfg.aggregation, max_len=cfg.norm_length or max_len)
 
 
@@ -166,7 +166,8 @@ def test_grpo_preset_advantage_pins_sample_std():
     assert ADVANTAGES[get_preset("grpo").resolved_advantage] is ADVANTAGES["grpo"]
 
 
-@pytest.mark.parametrize("name", ["grpo", "dr_grpo", "dapo", "rloo", "reinforce_pp", "gspo"])
+@pytest.mark.parametrize("name", ["grpo", "dr_grpo", "dapo", "rloo", "reinforce_pp", "gspo", "cispo", "sapo", "gmpo",
+                                  "dppo"])
 def test_one_gradient_step_raises_the_rewarded_completion(name):
     # A 2-completion group over a 3-token vocabulary: completion 0 is rewarded. One SGD step on
     # the preset's objective must raise its log-likelihood and lower the other's.

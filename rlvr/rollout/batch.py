@@ -43,8 +43,8 @@ from rlvr.losses import (
     token_logprobs,
 )
 
-__all__ = ["RolloutBatch", "forward_logprobs", "microbatch_weight", "pack_groups", "policy_loss", "prefix_then_tails",
-           "zero_variance"]
+__all__ = ["RolloutBatch", "forward_logprobs", "microbatch_weight", "objective_kwargs", "pack_groups", "policy_loss",
+           "prefix_then_tails", "zero_variance"]
 
 
 @dataclass
@@ -233,9 +233,8 @@ def policy_loss(
     policy term), and when given ``kl`` and ``entropy`` as token means (comparable across presets).
     """
     name = getattr(algo, "name", "?")
-    per_token, metrics = POLICY_LOSSES[algo.loss](
-        logp, old_logp, adv, mask, clip_low=algo.clip_low, clip_high=algo.clip_high, dual_clip=algo.dual_clip
-    )
+    objective = POLICY_LOSSES[algo.loss]
+    per_token, metrics = objective(logp, old_logp, adv, mask, **objective_kwargs(algo, objective))
     if algo.tis_cap is not None:
         if sampler_logp is None:
             raise ValueError(f"preset {name!r} has tis_cap set: pass sampler_logp")
@@ -264,6 +263,13 @@ def policy_loss(
         if algo.entropy_coef > 0:
             loss = loss - algo.entropy_coef * aggregate(entropy, mask, algo.aggregation, norm)
     return loss, metrics
+
+
+def objective_kwargs(algo: Any, objective: Any) -> dict[str, Any]:
+    """The `algo` fields the policy objective takes: those its signature names after (logp, old_logp,
+    adv, mask), e.g. clip_low/clip_high/dual_clip for ppo_clip, sapo_tau_pos/sapo_tau_neg for sapo."""
+    params = list(inspect.signature(objective).parameters)[4:]
+    return {p: getattr(algo, p) for p in params if hasattr(algo, p)}
 
 
 def _correction(algo: Any, old_logp: torch.Tensor, sampler_logp: torch.Tensor | None, mask: torch.Tensor,

@@ -143,9 +143,11 @@ def _no_grad_logprobs(model: Any, batch: Any, cfg: TrainConfig, group: int = 1) 
 
 
 def _update(parts: Parts, batch: Any, adv: torch.Tensor, old_logp: torch.Tensor | None, ref_logp: torch.Tensor | None,
-            step: int, times: dict[str, float] | None = None) -> dict[str, float]:
-    """`ppo_epochs` x `num_minibatches` optimizer steps over `batch` (`rlvr.trainers.update.run_updates`)."""
-    cfg, algo, acc = parts.cfg, parts.cfg.algo, parts.acc
+            step: int, times: dict[str, float] | None = None, algo: Any = None) -> dict[str, float]:
+    """`ppo_epochs` x `num_minibatches` optimizer steps over `batch` (`rlvr.trainers.update.run_updates`);
+    `algo`: this step's objective (default the run's; differs by the adaptive entropy coefficient)."""
+    cfg, acc = parts.cfg, parts.acc
+    algo = algo or cfg.algo
     entropy = "grad" if algo.entropy_coef > 0 else "metric"
     group = _prefix_group(cfg, shuffled=algo.num_minibatches > 1)
 
@@ -180,6 +182,25 @@ def _update(parts: Parts, batch: Any, adv: torch.Tensor, old_logp: torch.Tensor 
         times["time/optimizer"] = clock["optimizer"]
         times["time/forward_backward"] = time.perf_counter() - clock["start"] - clock["optimizer"]
     return out
+
+
+def _entropy_step_algo(algo: Any, state: dict[str, Any]) -> Any:
+    """The run's objective with this step's adaptive entropy coefficient (``state["entropy_coef"]``,
+    checkpointed with the rest of ``state``); the run's own when the coefficient is fixed."""
+    if algo.entropy_target is None:
+        return algo
+    return dataclasses.replace(algo, entropy_coef=float(state.setdefault("entropy_coef", algo.entropy_coef)))
+
+
+def _entropy_controller_step(acc: Any, algo: Any, state: dict[str, Any], metrics: dict[str, float]) -> None:
+    """Move ``state["entropy_coef"]`` after a step (`rlvr.entropy_control.adaptive_entropy_coef`), on the
+    entropy averaged over every process (one coefficient everywhere); logs the coefficient used."""
+    from rlvr.entropy_control import adaptive_entropy_coef
+
+    entropy = acc.reduce(torch.tensor(metrics["entropy"], dtype=torch.float64, device=acc.device), "mean").item()
+    metrics["entropy_coef"] = float(state["entropy_coef"])
+    state["entropy_coef"] = adaptive_entropy_coef(metrics["entropy_coef"], entropy, algo.entropy_target,
+                                                  algo.entropy_coef_delta, algo.entropy_coef_max)
 
 
 def _step_metrics(groups: list[ScoredGroup], extra: dict[str, float]) -> dict[str, float]:
@@ -334,7 +355,10 @@ def _train_step(parts: Parts, state: dict[str, Any], step: int,
         adv = outcome_advantages(algo, rewards, kl_seq).reshape(-1)  # (B*G,)
     # 4. optimizer steps (and the critic's, for PPO)
     t1 = time.perf_counter()
-    train_metrics = _update(parts, batch, adv, old_logp if need_old else None, ref_logp, step, times)
+    step_algo = _entropy_step_algo(algo, state)
+    train_metrics = _update(parts, batch, adv, old_logp if need_old else None, ref_logp, step, times, step_algo)
+    if algo.entropy_target is not None:
+        _entropy_controller_step(acc, algo, state, train_metrics)
     if parts.critic is not None:
         train_metrics.update(ppo_metrics)
         train_metrics.update(parts.critic.update(batch, old_values, returns, step))
