@@ -31,6 +31,7 @@ OpenAI API (only what a trainer needs).
 from __future__ import annotations
 
 import dataclasses
+import http.client
 import json
 import threading
 import time
@@ -208,8 +209,10 @@ class VLLMServerSampler(Sampler):
                 raise SamplerError(f"{method} {self.url}{path}: {e.reason}") from None
             except TimeoutError:
                 raise SamplerTimeout(f"{method} {self.url}{path}: no answer within {timeout_s:g} s") from None
-            except OSError as e:
-                raise SamplerError(f"{method} {self.url}{path}: {e}") from None
+            except (OSError, http.client.HTTPException) as e:  # reset, refused, or cut off mid-answer
+                raise SamplerError(f"{method} {self.url}{path}: {type(e).__name__}: {e}") from None
+            except json.JSONDecodeError as e:
+                raise SamplerError(f"{method} {self.url}{path}: the answer is not JSON ({e})") from None
 
         return call_with_deadline(call, timeout_s + 5, f"{method} {self.url}{path}")
 

@@ -94,6 +94,24 @@ def test_nobody_listening_is_a_clear_error():
         VLLMServerSampler(f"http://127.0.0.1:{port}", sync_timeout_s=5)
 
 
+def test_a_server_that_dies_mid_answer_is_an_error_naming_it():
+    # A server killed while writing its answer: the headers promise 100 bytes, 5 arrive.
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        sock.listen(1)
+
+        def answer_and_die() -> None:
+            conn, _ = sock.accept()
+            conn.recv(65536)
+            conn.sendall(b"HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nContent-Length: 100\r\n\r\n{\"mod")
+            conn.close()
+
+        threading.Thread(target=answer_and_die, daemon=True).start()
+        url = f"http://127.0.0.1:{sock.getsockname()[1]}"
+        with pytest.raises(SamplerError, match=f"GET {url}/info: IncompleteRead"):
+            VLLMServerSampler(url, sync_timeout_s=5)
+
+
 @pytest.mark.vllm
 @pytest.mark.slow
 @pytest.mark.timeout(600)
