@@ -22,21 +22,9 @@ false negatives. What it does not measure: faults other than these three.
 from __future__ import annotations
 
 import argparse
-import copy
 import statistics
 import sys
 import time
-
-
-def noisy(model, scale: float, seed: int):
-    import torch
-
-    out = copy.deepcopy(model)
-    gen = torch.Generator().manual_seed(seed)
-    with torch.no_grad():
-        for p in out.parameters():
-            p.add_(torch.randn(p.shape, generator=gen) * scale)
-    return out
 
 
 def main() -> int:
@@ -50,7 +38,14 @@ def main() -> int:
 
     from rlvr.models import smollm2_path
     from rlvr.samplers import WeightSyncError
-    from rlvr.samplers.sync import check_sync, default_tolerance, make_probe, pack_weights, reference_logprobs
+    from rlvr.samplers.sync import (
+        check_sync,
+        default_tolerance,
+        make_probe,
+        nudged_copy,
+        pack_weights,
+        reference_logprobs,
+    )
     from rlvr.samplers.vllm import VLLMSampler
 
     torch.set_num_threads(1)
@@ -78,7 +73,7 @@ def main() -> int:
             print(f"[bench] {name} done", file=sys.stderr, flush=True)
 
         record("unchanged", True, base)
-        step, step2, step3 = noisy(base, 1e-3, 1), noisy(base, 1e-3, 2), noisy(base, 1e-3, 3)
+        step, step2, step3 = nudged_copy(base, 1e-3, 1), nudged_copy(base, 1e-3, 2), nudged_copy(base, 1e-3, 3)
         s.push_weights(step)
         record("step", True, step)
         s.push_weights(step2, reprocess_lm_head=False)

@@ -60,6 +60,7 @@ __all__ = [
     "checked_push",
     "default_tolerance",
     "make_probe",
+    "nudged_copy",
     "pack_weights",
     "reference_logprobs",
     "unpack_weights",
@@ -310,3 +311,26 @@ def call_with_deadline(fn: Callable[[], T], timeout_s: float | None, what: str) 
     if "error" in box:
         raise box["error"]
     return box["value"]
+
+
+def nudged_copy(model: Any, scale: float, seed: int = 0) -> Any:
+    """A deep copy of `model` with seeded Gaussian noise of std `scale` added to every parameter.
+
+    What the probe must tell apart from the trainer: ``scale=1e-3`` is about one AdamW step at lr 1e-3
+    (the weights of the next step), a larger scale a corrupted or unsynced engine.
+
+    >>> import torch
+    >>> m = torch.nn.Linear(2, 2)
+    >>> bool((nudged_copy(m, 0.1).weight != m.weight).all())
+    True
+    """
+    import copy
+
+    import torch
+
+    out = copy.deepcopy(model)
+    gen = torch.Generator().manual_seed(seed)
+    with torch.no_grad():
+        for p in out.parameters():
+            p.add_(torch.randn(p.shape, generator=gen) * scale)
+    return out

@@ -3,23 +3,15 @@ one stale layer and one zeroed layer fail (rates over many probes: bench/sync_pr
 
 from __future__ import annotations
 
-import copy
-
 import pytest
-import torch
 
 from rlvr.samplers import WeightSyncError
-from rlvr.samplers.sync import pack_weights
+from rlvr.samplers.sync import nudged_copy, pack_weights
 
 
 def step_like(model, seed: int, scale: float = 1e-3):
     """A copy of `model` moved by seeded noise of `scale` per weight (about one AdamW step at lr 1e-3)."""
-    out = copy.deepcopy(model)
-    gen = torch.Generator().manual_seed(seed)
-    with torch.no_grad():
-        for p in out.parameters():
-            p.add_(torch.randn(p.shape, generator=gen) * scale)
-    return out
+    return nudged_copy(model, scale, seed)
 
 
 def test_unchanged_and_updated_weights_pass_the_fp32_check(smol_engine, smol_model):

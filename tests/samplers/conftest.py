@@ -69,16 +69,9 @@ def teacher_logprobs() -> Callable:
 
 def perturbed(model, scale: float = 0.02, seed: int = 0):
     """A deep copy of `model` with seeded Gaussian noise added to every parameter."""
-    import copy
+    from rlvr.samplers.sync import nudged_copy
 
-    import torch
-
-    out = copy.deepcopy(model)
-    gen = torch.Generator().manual_seed(seed)
-    with torch.no_grad():
-        for p in out.parameters():
-            p.add_(torch.randn(p.shape, generator=gen) * scale)
-    return out
+    return nudged_copy(model, scale, seed)
 
 
 @pytest.fixture
