@@ -5,7 +5,8 @@
 - killing vLLM's engine process mid-run ends the run with an error naming the process, within the
   deadline (never a silent stall);
 - kill -9 during a K = 1 run, then --resume: every prompt of the data stream is trained exactly
-  once (counted by index in rollouts.jsonl) and no step trains on a batch older than K.
+  once (counted by index in rollouts.jsonl) and no step trains on a batch older than K;
+- a curriculum run with K > 0 trains synchronously and says so.
 """
 
 from __future__ import annotations
@@ -147,3 +148,17 @@ def test_kill_9_during_async_run_then_resume_trains_every_prompt_once(tmp_path, 
 def _with_step(rows: list[dict], per_step: int):
     for i, r in enumerate(rows):
         yield r, i // per_step + 1
+
+
+def test_a_curriculum_run_trains_synchronously_and_says_so(tmp_path, vllm_model_dir):
+    """The curriculum draws from what the last step learnt, so max_staleness > 0 falls back to sync."""
+    run_dir = tmp_path / "curriculum"
+    cfg = small_config(run_dir, vllm_model_dir, steps=2, rollout={"backend": "vllm", "vllm": VLLM, "max_staleness": 1},
+                       curriculum={"enabled": True, "k": 2})
+    proc = run(rlvr_cmd("train", str(write_config(tmp_path / "curriculum.yaml", cfg))), timeout=600)
+    assert "the curriculum draws from what the last step learnt; training synchronously" in proc.stderr
+    metrics = _metrics(run_dir)
+    assert sorted(metrics) == [0, 1, 2]
+    for step in (1, 2):
+        assert not any(k.startswith("async/") for k in metrics[step]), metrics[step]  # no producer ran
+        assert "curriculum/active" in metrics[step]  # ... and the curriculum did
