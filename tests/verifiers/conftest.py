@@ -8,6 +8,7 @@ import os
 import signal
 import subprocess
 import sys
+import warnings
 from pathlib import Path
 
 import pytest
@@ -15,6 +16,26 @@ import pytest
 from tests.conftest import require
 
 REPO = Path(__file__).resolve().parents[2]
+# Code-verifier tests run on both sandboxes; the Docker one is marked (a failure under CI=true).
+SANDBOX_KINDS = ["local", pytest.param("docker", marks=pytest.mark.docker)]
+
+
+def make_box(kind: str, **docker_kwargs):
+    """A 2-slot sandbox of `kind` ("local": LocalSandbox, its warning silenced; "docker": the warm
+    pool with `docker_kwargs` (default memory_mb=256), after checking the engine is there: a skip
+    locally, a failure under CI=true)."""
+    if kind == "local":
+        from rlvr.sandboxes.local import LocalSandbox
+
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            return LocalSandbox(size=2)
+    from rlvr.sandboxes.docker import DockerSandbox
+    from tests.sandboxes.conftest import docker_problem
+
+    problem = docker_problem()
+    require(problem is None, problem or "")
+    return DockerSandbox(size=2, **{"memory_mb": 256, **docker_kwargs})
 
 
 @pytest.fixture(scope="session")

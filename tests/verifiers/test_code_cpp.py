@@ -8,12 +8,12 @@ on LocalSandbox when this machine has g++.
 from __future__ import annotations
 
 import shutil
-import warnings
 
 import pytest
 
 from rlvr.verifiers import Sample, VerifierError, get_verifier
 from tests.conftest import require
+from tests.verifiers.conftest import make_box
 
 SUM = Sample(tests=[{"stdin": "1 2\n", "stdout": "3\n"}, {"stdin": "5 5\n", "stdout": "10\n"}, {"stdin": "-4 1\n", "stdout": "-3\n"}])
 RIGHT = "#include <iostream>\nint main() { long a, b; std::cin >> a >> b; std::cout << a + b << '\\n'; }\n"
@@ -32,15 +32,9 @@ def cpp(src: str) -> str:
 
 @pytest.fixture(scope="module", params=["local", pytest.param("docker", marks=pytest.mark.docker)])
 def v(request):
-    if request.param == "local":
-        if shutil.which("g++") is None:
-            pytest.skip("g++ is not installed here (LocalSandbox compiles on this machine)")
-        from rlvr.sandboxes.local import LocalSandbox
-
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore")
-            box = LocalSandbox(size=2)
-    else:
+    if request.param == "local" and shutil.which("g++") is None:
+        pytest.skip("g++ is not installed here (LocalSandbox compiles on this machine)")
+    if request.param == "docker":
         from tests.sandboxes.conftest import docker_problem
 
         problem = docker_problem()
@@ -53,9 +47,7 @@ def v(request):
         except Exception:  # noqa: BLE001
             built = False
         require(built, "the rlvr-sandbox:cpp image is not built (rlvr sandbox build --language cpp)")
-        from rlvr.sandboxes.docker import DockerSandbox
-
-        box = DockerSandbox(size=2, image="rlvr-sandbox:cpp")
+    box = make_box(request.param, image="rlvr-sandbox:cpp", memory_mb=1024)  # the pool's default: room for g++
     yield get_verifier("code", sandbox=box, language="cpp", timeout_s=20.0, test_timeout_s=2.0)
     box.close()
 

@@ -8,11 +8,11 @@ runs on LocalSandbox and, when `rlvr.sandboxes.docker` exists, on the Docker poo
 from __future__ import annotations
 
 import importlib.util
-import warnings
 
 import pytest
 
 from rlvr.verifiers import Sample, get_verifier
+from tests.verifiers.conftest import make_box
 
 HAS_DOCKER = importlib.util.find_spec("rlvr.sandboxes.docker") is not None
 KINDS = ["local"] + ([pytest.param("docker", marks=pytest.mark.docker)] if HAS_DOCKER else [])
@@ -20,21 +20,7 @@ KINDS = ["local"] + ([pytest.param("docker", marks=pytest.mark.docker)] if HAS_D
 
 @pytest.fixture(scope="module", params=KINDS)
 def v(request):
-    if request.param == "local":
-        from rlvr.sandboxes.local import LocalSandbox
-
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore")
-            box = LocalSandbox(size=2)
-    else:
-        from tests.conftest import require
-        from tests.sandboxes.conftest import docker_problem
-
-        problem = docker_problem()
-        require(problem is None, problem or "")
-        from rlvr.sandboxes.docker import DockerSandbox
-
-        box = DockerSandbox(size=2, memory_mb=256)
+    box = make_box(request.param)
     try:
         yield get_verifier("code", sandbox=box, test_timeout_s=2.0, timeout_s=8.0, memory_mb=200)
     finally:

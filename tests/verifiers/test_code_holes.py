@@ -18,33 +18,16 @@ from __future__ import annotations
 
 import gzip
 import json
-import warnings
 from pathlib import Path
 
 import pytest
 
 from rlvr.verifiers import Sample, get_verifier
+from tests.verifiers.conftest import SANDBOX_KINDS, make_box
 
 DATA = Path(__file__).parent / "data" / "HumanEval.jsonl.gz"
 ROWS = {r["task_id"]: r for r in map(json.loads, gzip.open(DATA, "rt"))}
-KINDS = ["local", pytest.param("docker", marks=pytest.mark.docker)]
-
-
-def make_box(kind: str):
-    if kind == "local":
-        from rlvr.sandboxes.local import LocalSandbox
-
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore")
-            return LocalSandbox(size=2)
-    from tests.conftest import require
-    from tests.sandboxes.conftest import docker_problem
-
-    problem = docker_problem()
-    require(problem is None, problem or "")
-    from rlvr.sandboxes.docker import DockerSandbox
-
-    return DockerSandbox(size=2, memory_mb=256)
+KINDS = SANDBOX_KINDS
 
 
 @pytest.fixture(scope="module", params=KINDS)
