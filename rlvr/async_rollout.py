@@ -260,8 +260,10 @@ class AsyncRollouts:
             raise SamplerError(f"async rollouts: the producer thread ended before step {step}")
         if time.monotonic() > deadline:
             self._stop.set()
-            raise SamplerTimeout(f"async rollouts: no batch for step {step} within {self.wait_s:g} s "
-                                 f"(engine at policy version {self.engine_version}, published {self._published})")
+            raise SamplerTimeout(f"async rollouts: no batch for step {step} within {self.wait_s:g} s from "
+                                 f"{_engine_name(self.sampler)}, which is alive but not answering (engine at "
+                                 f"policy version {self.engine_version}, published {self._published}); raise "
+                                 f"rollout.async_wait_s if generation is just slow")
 
     def _drop(self, item: AsyncBatch) -> None:
         """Discard a too-stale batch and everything queued after it; regenerate from its position
@@ -291,7 +293,7 @@ class AsyncRollouts:
                 self._stop.set()
                 raise SamplerError(f"async rollouts: {dead} while waiting to evaluate")
             if time.monotonic() > deadline:
-                raise SamplerTimeout(f"async rollouts: the engine stayed busy for {self.wait_s:g} s")
+                raise SamplerTimeout(f"async rollouts: {_engine_name(self.sampler)} stayed busy for {self.wait_s:g} s")
         try:
             self._push_newest(self.pending)
             yield
@@ -319,3 +321,9 @@ class AsyncRollouts:
             self._cond.notify_all()
         if self._thread is not None:
             self._thread.join(min(self.wait_s, 5.0))
+
+
+def _engine_name(sampler: Any) -> str:
+    """The sampler's name for its engine (samplers without `engine_name` are called by their class)."""
+    name = getattr(sampler, "engine_name", None)
+    return name() if callable(name) else type(sampler).__name__

@@ -188,6 +188,10 @@ class Sampler:
         """A sentence naming the engine process that died, or None while it runs (or has none)."""
         return None
 
+    def engine_name(self) -> str:
+        """What to call the engine in an error message (a server's URL, an engine's pids)."""
+        return type(self).__name__
+
     def close(self) -> None:
         """Release the engine. Idempotent."""
 

@@ -346,6 +346,10 @@ class VLLMSampler(Sampler):
             return "vLLM engine core is dead (EngineDeadError)"
         return None
 
+    def engine_name(self) -> str:
+        pids = self.engine_pids()
+        return f"the vLLM engine (pid {', '.join(map(str, pids))})" if pids else "the in-process vLLM engine"
+
     def engine_pids(self) -> list[int]:
         """Process ids of vLLM's engine-core processes (empty when the engine runs in this process)."""
         client = getattr(self._llm.llm_engine, "engine_core", None) if self._llm is not None else None

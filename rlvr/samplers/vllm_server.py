@@ -216,6 +216,9 @@ class VLLMServerSampler(Sampler):
 
         return call_with_deadline(call, timeout_s + 5, f"{method} {self.url}{path}")
 
+    def engine_name(self) -> str:
+        return f"the vLLM server at {self.url}"
+
     def generate(self, prompts: Prompts, n: int, params: SamplingParams) -> list[Group]:
         """Sample ``n`` completions per prompt on the server."""
         check_n(n)
