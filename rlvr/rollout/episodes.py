@@ -80,8 +80,8 @@ class EpisodeStats:
 @dataclass(frozen=True)
 class EpisodeSetup:
     """What `collect` needs to run episodes: the environment, the tool runner (anything with
-    ``submit(call) -> Future[ToolResult]``, e.g. `rlvr.tools.runner.ToolRunner`) and the
-    tokenizer that turns observations into tokens."""
+    ``submit(call) -> Future[ToolResult]``, e.g. `rlvr.tools.runner.ToolRunner`; None for an
+    environment without tools) and the tokenizer that turns observations into tokens."""
 
     env: Environment
     runner: Any
@@ -180,7 +180,7 @@ def _model_turn(ep: _Episode, comp: Completion, env: Environment, runner: Any, p
         _observe(ep, answer.text, [], [], env, tokenizer)
     elif isinstance(answer, ToolCalls):
         ep.calls, ep.submitted, ep.done_at = list(answer.calls), time.monotonic(), []
-        ep.futures = [runner.submit(c) for c in ep.calls]
+        ep.futures = [runner.submit(c) if runner is not None else _resolved(c) for c in ep.calls]
         for f in ep.futures:
             f.add_done_callback(lambda _f, ep=ep: ep.done_at.append(time.monotonic()))
         if not ep.futures:
@@ -197,6 +197,13 @@ def _tool_results(ep: _Episode, env: Environment, tokenizer: Any) -> None:
     ep.traj.tool_wait_s += last - ep.submitted
     calls, ep.calls, ep.futures = ep.calls, [], []
     _observe(ep, env.observe(calls, results, ep.sample), calls, results, env, tokenizer)
+
+
+def _resolved(call: ToolCall) -> Future:
+    """The result of a call made where no tool runs (an environment without tools)."""
+    f: Future = Future()
+    f.set_result(ToolResult(f"error: no tools are available here (called {call.name!r})", "error"))
+    return f
 
 
 def _result(future: Future) -> ToolResult:
