@@ -240,7 +240,10 @@ class FunctionTool:
         except (OSError, pickle.UnpicklingError, EOFError):
             reply = None
         if reply is None:  # the process died mid-call (os._exit, a crash, killed from outside)
-            code = proc.popen.poll()
+            try:
+                code = proc.popen.wait(5)  # its pipe closed: it is exiting
+            except subprocess.TimeoutExpired:
+                code = None
             self._discard(proc)
             self.stats["died"] += 1
             return ToolResult(f"error: {self.name} crashed (its process exited with {code})", "error",
