@@ -117,11 +117,13 @@ def test_get_tool_from_a_file_reference(tmp_path, monkeypatch):
 def test_a_hanging_function_is_killed_at_its_deadline(tmp_path):
     pidfile = tmp_path / "pids"
 
-    def hang(path: str) -> str:
+    def hang(path: str, seconds: float) -> str:
         import os
         import subprocess
         import time
 
+        if seconds == 0:
+            return "warm"
         child = subprocess.Popen(["sleep", "300"])
         with open(path, "w") as f:
             f.write(f"{os.getpid()} {child.pid}")
@@ -130,7 +132,8 @@ def test_a_hanging_function_is_killed_at_its_deadline(tmp_path):
 
     tool = FunctionTool(hang)
     try:
-        res = tool({"path": str(pidfile)}, timeout_s=1.5)
+        assert tool({"path": str(pidfile), "seconds": 0}, timeout_s=60).output == "warm"  # process started
+        res = tool({"path": str(pidfile), "seconds": 300}, timeout_s=1.5)
         assert res.status == "timeout" and "did not finish within 1.5 s" in res.output
         pids = [int(p) for p in pidfile.read_text().split()]
         # the worker and the child it started are gone (killed with their process group)
