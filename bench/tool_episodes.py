@@ -190,7 +190,7 @@ def write_docs(lines: list[str], command: str) -> None:
     when = time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime())
     note = textwrap.fill(
         f"Measured {when} on {os.cpu_count()} cores shared with other jobs (load average {load} at the end of "
-        "the run): compare rows within one run. Every row plays the same episodes through `run_episodes` and "
+        "the run, the bench's own containers included): compare rows within one run. Every row plays the same episodes through `run_episodes` and "
         "a `ToolRunner` (8 workers) with the `python` tool; only where programs run differs (the warm pool, "
         "one container per core, or a fresh locked-down `docker run --rm` per call). The scripted policy "
         "costs nothing to generate (the tool path alone); the model policy is the shipped demo model, whose "
@@ -198,7 +198,7 @@ def write_docs(lines: list[str], command: str) -> None:
         "tools\": the share of wall time no episode was ready to generate; \"episode time on tools\": an "
         "episode's mean wait on its calls over the batch's wall time (the loop keeps generating for the "
         "ready episodes, so the first share stays low while the second shows the wait).", 100)
-    body = "\n".join(["## Tool episodes", "", f"`{command}`", "", note, "", *lines, ""]) + "\n"
+    body = "\n".join(["## Tool episodes", "", f"`{command}`", "", note, "", *lines]) + "\n"
     text = DOCS.read_text()
     head, sep, rest = text.partition("## Tool episodes\n")
     if sep:
