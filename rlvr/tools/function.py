@@ -6,7 +6,8 @@ and a JSON schema built from its signature (``int`` -> integer, ``float`` -> num
 without a default is required; ``Args:`` lines of the docstring describe parameters).
 
 Each call runs in a child process of this one (`rlvr.tools._fn_worker`), kept warm between calls
-(one per concurrent call, started on demand), so a function that hangs is killed at its deadline
+(one per concurrent call, started on demand; a new process's first call also pays its start, about
+0.1 s), so a function that hangs is killed at its deadline
 with its whole process group, not abandoned in a thread; the next call gets a fresh process. The
 model's arguments are checked against the schema before anything runs. What the function returns
 is the model's observation (a string as is, a dict or list as JSON, anything else ``str()``);
@@ -240,7 +241,10 @@ class FunctionTool:
         except (OSError, pickle.UnpicklingError, EOFError):
             reply = None
         if reply is None:  # the process died mid-call (os._exit, a crash, killed from outside)
-            code = proc.popen.poll()
+            try:
+                code = proc.popen.wait(5)  # its pipe closed: it is exiting
+            except subprocess.TimeoutExpired:
+                code = None
             self._discard(proc)
             self.stats["died"] += 1
             return ToolResult(f"error: {self.name} crashed (its process exited with {code})", "error",

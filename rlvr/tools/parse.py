@@ -111,7 +111,7 @@ def _hermes_call(body: str, raw: str, closed: bool) -> ToolCall:
     if not closed:
         return ToolCall("", {}, raw, error="unclosed <tool_call>: end it with </tool_call>")
     try:
-        obj = json.loads(body)
+        obj = json.loads(body, strict=False)  # raw newlines inside strings (code) are common
     except json.JSONDecodeError as e:
         return ToolCall("", {}, raw, error=f"malformed <tool_call>: invalid JSON ({e.msg} at character {e.pos})")
     if not isinstance(obj, dict):
@@ -122,7 +122,7 @@ def _hermes_call(body: str, raw: str, closed: bool) -> ToolCall:
     args = obj.get("arguments", obj.get("parameters", {}))
     if isinstance(args, str):  # some templates write the arguments as a JSON string
         try:
-            args = json.loads(args) if args.strip() else {}
+            args = json.loads(args, strict=False) if args.strip() else {}
         except json.JSONDecodeError as e:
             return ToolCall(name, {}, raw, error=f'malformed <tool_call>: "arguments" is not JSON ({e.msg})')
     if args is None:
