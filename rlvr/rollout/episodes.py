@@ -235,10 +235,15 @@ class ToolEnvironment(Environment):
     observation: a template for each result (``{output}``, ``{name}``, ``{status}``); None shows
     each result in its call's format (`rlvr.tools.parse.format_observation`: an ``output`` fence
     after a python block, ``<tool_response>`` tags after a ``<tool_call>``).
+    around: a template for the whole observation (``{results}``). Chat models read tool results in
+    a turn of their own, e.g. for ChatML
+    ``"\n<|im_start|>user\n{results}<|im_end|>\n<|im_start|>assistant\n"`` (special tokens in
+    the text become special tokens, as the chat template would write them).
     """
 
     def __init__(self, tools: Sequence[Any] = ("python",), formats: Sequence[str] = ("python_fence", "hermes"),
-                 max_turns: int = 4, max_tokens: int = 512, observation: str | None = None):
+                 max_turns: int = 4, max_tokens: int = 512, observation: str | None = None,
+                 around: str = "{results}"):
         from rlvr.tools.parse import STOPS, stops_for
 
         unknown = [f for f in formats if f not in STOPS]
@@ -249,7 +254,7 @@ class ToolEnvironment(Environment):
         self.formats = tuple(formats)
         self.stop = stops_for(self.formats)
         self.max_turns, self.max_tokens = int(max_turns), int(max_tokens)
-        self.observation = observation
+        self.observation, self.around = observation, around
 
     def respond(self, trajectory: Trajectory, sample: Any) -> Done | Observation | ToolCalls:
         from rlvr.tools.parse import parse_calls
@@ -263,9 +268,11 @@ class ToolEnvironment(Environment):
         if self.observation is None:
             from rlvr.tools.parse import format_observation
 
-            return format_observation(calls, results)
-        return "".join(self.observation.format(output=r.output, name=c.name, status=r.status)
-                       for c, r in zip(calls, results))
+            text = format_observation(calls, results)
+        else:
+            text = "".join(self.observation.format(output=r.output, name=c.name, status=r.status)
+                           for c, r in zip(calls, results))
+        return self.around.format(results=text)
 
 
 
