@@ -22,7 +22,9 @@ episode per prompt (repeat a prompt G times for a group) and returns one `Trajec
    ``Turn.truncated``), or when a model turn hits ``params.max_new_tokens`` (``"length"``).
 
 The model's mistakes are data: a malformed call, an unknown tool, a crash, a hang or a flood of
-output come back as an observation (the runner's `ToolResult`), never as an exception.
+output come back as an observation (the runner's `ToolResult`), never as an exception. An
+exception in the environment's own code (a bug, not a mistake of the model) is raised, naming
+the environment and the turn.
 
 `ToolEnvironment` is the default environment: it parses each model turn with
 `rlvr.tools.parse.parse_calls`; no call means the episode is done, calls are run (a malformed
@@ -60,6 +62,7 @@ from rlvr.tools.base import ToolCall, ToolResult
 
 __all__ = ["EpisodeSetup", "EpisodeStats", "ToolEnvironment", "as_completion", "episode_groups", "episode_metrics",
            "run_episodes"]
+
 
 @dataclass
 class EpisodeStats:
@@ -174,6 +177,8 @@ def _model_turn(ep: _Episode, comp: Completion, env: Environment, runner: Any, t
         ep.traj.end = "done"
     elif len(ep.traj.model_turns) >= env.max_turns:
         ep.traj.end = "max_turns"
+    elif ep.used >= env.max_tokens:  # no room left for what the environment would answer
+        ep.traj.end = "max_tokens"
     elif isinstance(answer, Observation):
         _observe(ep, answer.text, [], [], env, tokenizer)
     elif isinstance(answer, ToolCalls):

@@ -284,3 +284,16 @@ def test_tool_environment_runs_calls_and_turns_mistakes_into_observations(taught
     assert all(len(t.model_turns) >= 2 for t in trajs)  # the model read each observation and went on
     m = episode_metrics(trajs)
     assert (m["tools/calls_per_episode"], m["tools/errors"], m["tools/malformed"], m["tools/unknown"]) == (1.0, 2.0, 1.0, 1.0)
+
+
+def test_a_bug_in_the_environment_is_raised_naming_it(policy, runner):
+    """The model's mistakes are observations; the environment's own exception is a bug, and says whose."""
+    _, tok, sampler = policy
+
+    class Broken(Environment):
+        def respond(self, trajectory, sample):
+            return {}["missing"]
+
+    with pytest.raises(RuntimeError, match=r"Broken\.respond raised after model turn 1: KeyError"):
+        run_episodes(sampler, Broken(), runner, [tok("Q:")["input_ids"]], [Sample(prompt="q")],
+                     SamplingParams(max_new_tokens=4, stop=STOPS), tok, seed=0)
