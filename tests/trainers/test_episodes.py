@@ -296,4 +296,4 @@ def test_a_bug_in_the_environment_is_raised_naming_it(policy, runner):
 
     with pytest.raises(RuntimeError, match=r"Broken\.respond raised after model turn 1: KeyError"):
         run_episodes(sampler, Broken(), runner, [tok("Q:")["input_ids"]], [Sample(prompt="q")],
-                     SamplingParams(max_new_tokens=4, stop=STOPS), tok, seed=0)
+                     SamplingParams(max_new_tokens=40, stop=STOPS), tok, seed=0)
