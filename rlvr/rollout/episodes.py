@@ -37,7 +37,7 @@ What it does not do: parse or run tools (`rlvr.tools`), score trajectories (the 
 make sampling reproducible across runs when tools finish in a different order (which episodes
 share a sampler call, and so its seed, depends on when their tools return).
 
-Try it (a tiny model, a function tool; see tests/rollout/test_episodes.py)::
+Try it (any sampler and its tokenizer; tests/trainers/test_episodes.py runs the tiny model)::
 
     from rlvr.rollout.episodes import ToolEnvironment, run_episodes
     from rlvr.tools.runner import ToolRunner
