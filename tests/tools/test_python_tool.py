@@ -94,3 +94,15 @@ def test_python_tool_refuses_a_non_sandbox():
 
     with pytest.raises(ToolSpecError, match="Sandbox protocol"):
         PythonTool(sandbox=object())
+
+
+def test_local_sandbox_is_loud(caplog):
+    import warnings
+
+    tool = PythonTool(sandbox="local")
+    with warnings.catch_warnings():  # the shared LocalSandbox warns once per process, when it starts
+        warnings.simplefilter("ignore")
+        with caplog.at_level("WARNING", logger="rlvr.tools"):
+            res = tool({"code": "print('here')"}, timeout_s=30)
+    assert res.output == "here\n"
+    assert any("not the Docker pool" in r.getMessage() for r in caplog.records)
