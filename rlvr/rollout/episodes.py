@@ -29,7 +29,8 @@ the environment and the turn.
 `ToolEnvironment` is the default environment: it parses each model turn with
 `rlvr.tools.parse.parse_calls`; no call means the episode is done, calls are run (a malformed
 call is not run: the runner answers it with the parse error, which the model reads next). `EpisodeSetup` bundles what
-`rlvr.rollout.collect` needs to run episodes instead of single completions, and
+`rlvr.rollout.collect` needs to run episodes instead of single completions
+(`rlvr.rollout.environments.build_episodes` builds one from an ``env:`` section), and
 `episode_metrics` summarises a batch of trajectories (tool calls, errors, turns, tokens, waits).
 
 What it does not do: parse or run tools (`rlvr.tools`), score trajectories (the verifier reads
@@ -83,6 +84,18 @@ class EpisodeSetup:
     env: Environment
     runner: Any
     tokenizer: Any
+
+    def close(self) -> None:
+        """Close the tool runner (its sandbox pool and workers); built by
+        `rlvr.rollout.environments.build_episodes`, the setup owns it."""
+        if self.runner is not None and hasattr(self.runner, "close"):
+            self.runner.close()
+
+    def __enter__(self) -> EpisodeSetup:
+        return self
+
+    def __exit__(self, *exc: Any) -> None:
+        self.close()
 
 
 @dataclass
