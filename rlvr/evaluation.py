@@ -2,6 +2,9 @@
 
 These are pure functions over scored samples, shared by `rlvr eval` and the trainers' held-out
 evaluation, so that training and evaluation score with the very same verifiers and numbers.
+`evaluate_task` generates and scores (through `rlvr.rollout.collect`); with an environment (the
+task's own, or an ``env:`` section built by `rlvr.rollout.environments.build_episodes`) it plays
+multi-turn episodes with tools, and `summarize` adds their numbers (`episode_summary`).
 
 - ``pass_at_k(n, c, k)``: the unbiased estimator 1 − C(n−c, k)/C(n, k) of Chen et al. (2021),
   for one problem with n samples of which c passed.
@@ -23,10 +26,10 @@ import math
 import statistics
 from collections import Counter
 from collections.abc import Iterable, Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
-__all__ = ["ProblemResult", "maj_vote", "mean_ci", "pass_at_k", "summarize"]
+__all__ = ["ProblemResult", "episode_summary", "evaluate_task", "maj_vote", "mean_ci", "pass_at_k", "summarize"]
 
 
 def pass_at_k(n: int, c: int, k: int) -> float:
@@ -85,13 +88,16 @@ class ProblemResult:
     truncated: list[bool]
     components: list[Mapping[str, float]]
     found_answer: list[bool]
+    trajectories: list[Any] = field(default_factory=list)  # multi-turn: each sample's rlvr.rollout.Trajectory
 
 
 NO_ANSWER_REASONS = {"no_final_answer", "no_code", "no_answer"}
 
 
-def problem_result(scores: Sequence[Any], lengths: Sequence[int], finish_reasons: Sequence[str]) -> ProblemResult:
-    """Collect one problem's samples from their Scores (anything with reward, passed, info)."""
+def problem_result(scores: Sequence[Any], lengths: Sequence[int], finish_reasons: Sequence[str],
+                   trajectories: Sequence[Any] = ()) -> ProblemResult:
+    """Collect one problem's samples from their Scores (anything with reward, passed, info), and
+    their episodes' trajectories when they were multi-turn."""
     answers, comps, found = [], [], []
     for s in scores:
         info = s.info or {}
@@ -108,6 +114,7 @@ def problem_result(scores: Sequence[Any], lengths: Sequence[int], finish_reasons
         truncated=[r == "length" for r in finish_reasons],
         components=comps,
         found_answer=found,
+        trajectories=list(trajectories),
     )
 
 
@@ -135,6 +142,24 @@ def summarize(problems: Sequence[ProblemResult], ks: Iterable[int]) -> dict[str,
         "max": max(lengths),
         "truncated_frac": statistics.fmean(float(t) for p in problems for t in p.truncated),
     }
+    trajectories = [t for p in problems for t in p.trajectories]
+    if trajectories:
+        out["episodes"] = episode_summary(trajectories)
+    return out
+
+
+def episode_summary(trajectories: Sequence[Any]) -> dict[str, float]:
+    """Multi-turn episodes in numbers: `rlvr.rollout.episodes.episode_metrics` (tool calls per episode,
+    errors, timeouts, turns, model and observation tokens, truncations), ``tools/call_rate`` (the
+    share of episodes with at least one call) and ``end/<reason>`` (the share that ended each way:
+    done, max_turns, max_tokens, length)."""
+    from rlvr.rollout.episodes import episode_metrics
+
+    n = len(trajectories)
+    out = {"episodes": float(n), **episode_metrics(trajectories),
+           "tools/call_rate": sum(bool(t.tool_calls) for t in trajectories) / n}
+    for end, count in sorted(Counter(str(t.end) for t in trajectories).items()):
+        out[f"end/{end}"] = count / n
     return out
 
 
@@ -149,26 +174,50 @@ def evaluate_task(
     tokenizer: Any = None,
     chunk_prompts: int = 16,
     progress: Any = None,
+    episodes: Any = "task",
 ) -> tuple[list[dict[str, Any]], list[ProblemResult]]:
     """Generate `n` completions per sample with `sampler` and score them with `scorer` (a
     `rlvr.scoring.Scorer` running the task's verifier) through `rlvr.rollout.collect`, which
     overlaps scoring of one chunk of prompts with generation of the next. Returns one record per
     completion and one ProblemResult per sample.
 
+    episodes: multi-turn episodes instead of single completions: an `rlvr.rollout.EpisodeSetup`
+    (e.g. `rlvr.rollout.environments.build_episodes(env_config, task, tokenizer)`; the caller
+    closes it), "task" (the default: the task's own environment, ``Task.environment()``, when it
+    has one, with a tool runner built and closed here) or None (single turns). Each record then
+    carries its ``episode`` (how it ended, each turn's text, tool calls and results), and
+    `summarize` adds the episode metrics. `tokenizer` tokenizes the observations (default: the
+    sampler's).
+
     `progress`, when given, is called with the number of prompts finished after each chunk.
     """
+    import contextlib
+
     from rlvr.rollout import PromptBatch, RolloutPlan, collect
 
+    owned, observations = None, tokenizer if tokenizer is not None else getattr(sampler, "tokenizer", None)
+    if isinstance(episodes, str):
+        if episodes != "task":
+            raise ValueError(f"evaluate_task: episodes={episodes!r}: give an EpisodeSetup, 'task' or None")
+        from rlvr.rollout.environments import build_episodes
+        from rlvr.trainers.config import EnvConfig
+
+        episodes = owned = build_episodes(EnvConfig(), task, observations)
+    if episodes is not None and episodes.tokenizer is None:
+        raise ValueError("evaluate_task: multi-turn episodes need the tokenizer (tokenizer=...)")
     batch = PromptBatch(list(samples), [task.render(s, tokenizer) for s in samples])
-    plan = RolloutPlan(n=n, params=params, chunk_prompts=chunk_prompts)
-    groups = collect(sampler, scorer, batch, plan, on_chunk=progress).groups
+    plan = RolloutPlan(n=n, params=params, chunk_prompts=chunk_prompts, episodes=episodes)
+    with owned if owned is not None else contextlib.nullcontext():
+        groups = collect(sampler, scorer, batch, plan, on_chunk=progress).groups
     records: list[dict[str, Any]] = []
     problems: list[ProblemResult] = []
     for g in groups:
-        problems.append(problem_result(g.scores, g.lengths, g.finish_reasons))
+        problems.append(problem_result(g.scores, g.lengths, g.finish_reasons, g.trajectories))
         for k, (c, sc) in enumerate(zip(g.completions, g.scores)):
             records.append({"index": g.index, "sample": k, "prompt": g.sample.prompt, "answer": g.sample.answer,
                             "completion": c.text, "reward": float(sc.reward), "passed": sc.passed,
                             "rewards": dict((sc.info or {}).get("rewards") or {}), "finish_reason": c.finish_reason,
                             "length": len(c.token_ids), "info": sc.info})
+            if g.trajectories:
+                records[-1]["episode"] = g.trajectories[k].to_dict()
     return records, problems

@@ -30,7 +30,7 @@ from typing import Any
 
 from rlvr.config import ConfigError, where_set
 
-__all__ = ["check_model_path", "check_train_config"]
+__all__ = ["check_env", "check_model_path", "check_train_config"]
 
 
 def _close(name: str, known: list[str]) -> str:
@@ -122,25 +122,9 @@ def _verifiers(cfg: Any, task: Any, bad: Any) -> None:
 
 
 def _environment(cfg: Any, task: Any, bad: Any) -> None:
-    """The ``env:`` section: tools, call formats, the environment class and its options."""
-    e = cfg.env
-    if e.tools:
-        from rlvr.tools.builtin import check_tool_spec
-
-        for i, spec in enumerate(e.tools):
-            try:
-                check_tool_spec(spec)
-            except Exception as err:  # noqa: BLE001 - ToolSpecError or PluginError (a user file's import error)
-                bad("env.tools", f"entry {i}: {err}")
-    if e.tools or e.environment is not None:
-        from rlvr.tools.parse import STOPS
-
-        for fmt in e.formats:
-            if fmt not in STOPS:
-                bad("env.formats", f"unknown call format {fmt!r}{_close(fmt, list(STOPS))} (known: {', '.join(STOPS)})")
-    if e.environment is not None:
-        _environment_class(cfg, bad)
-    elif task is not None and cfg.algo.needs_critic:
+    """The ``env:`` section (`check_env`), and no critic preset with the task's own environment."""
+    check_env(cfg.env, lambda key, text: bad(f"env.{key}", text))
+    if cfg.env.environment is None and task is not None and cfg.algo.needs_critic:
         own = getattr(task, "environment", None)
         if callable(own) and own() is not None:
             from rlvr.trainers.config import EPISODES_WITH_CRITIC
@@ -148,26 +132,48 @@ def _environment(cfg: Any, task: Any, bad: Any) -> None:
             bad("preset", f"task {cfg.task.name!r} brings its own environment; {EPISODES_WITH_CRITIC}")
 
 
-def _environment_class(cfg: Any, bad: Any) -> None:
+def check_env(e: Any, bad: Any) -> None:
+    """An `EnvConfig`'s tools, call formats, environment class and its options; ``bad(key, text)``
+    is called for each problem with the key inside the section (``tools``, ``formats``, ...).
+    Nothing is started. ``rlvr eval`` checks its ``--env`` with it too."""
+    if e.tools:
+        from rlvr.tools.builtin import check_tool_spec
+
+        for i, spec in enumerate(e.tools):
+            try:
+                check_tool_spec(spec)
+            except Exception as err:  # noqa: BLE001 - ToolSpecError or PluginError (a user file's import error)
+                bad("tools", f"entry {i}: {err}")
+    if e.tools or e.environment is not None:
+        from rlvr.tools.parse import STOPS
+
+        for fmt in e.formats:
+            if fmt not in STOPS:
+                bad("formats", f"unknown call format {fmt!r}{_close(fmt, list(STOPS))} (known: {', '.join(STOPS)})")
+    if e.environment is not None:
+        _environment_class(e, bad)
+
+
+def _environment_class(e: Any, bad: Any) -> None:
     from rlvr.plugins import is_reference, load_object
     from rlvr.rollout.trajectory import Environment
 
-    ref = cfg.env.environment
+    ref = e.environment
     if not is_reference(ref):
-        bad("env.environment", f"{ref!r} is not a class reference: give path/to/file.py:Class or package.module:Class")
+        bad("environment", f"{ref!r} is not a class reference: give path/to/file.py:Class or package.module:Class")
         return
     try:
         cls = load_object(ref)
     except Exception as err:  # noqa: BLE001 - PluginError, or the user file's own import error
-        bad("env.environment", str(err))
+        bad("environment", str(err))
         return
     if not (isinstance(cls, type) and issubclass(cls, Environment)):
-        bad("env.environment", f"{ref} is {cls!r}, not a subclass of rlvr.rollout.trajectory.Environment")
+        bad("environment", f"{ref} is {cls!r}, not a subclass of rlvr.rollout.trajectory.Environment")
         return
     try:
-        cls(**cfg.env.options)
+        cls(**e.options)
     except TypeError as err:
-        bad("env.options", f"{ref} does not take these options {sorted(cfg.env.options)}: {err}")
+        bad("options", f"{ref} does not take these options {sorted(e.options)}: {err}")
 
 
 def check_model_path(path: str) -> str | None:

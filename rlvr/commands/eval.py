@@ -1,18 +1,29 @@
 """`rlvr eval`: sample a model on a task and report pass@k, maj@k, rewards, format rate and lengths.
 
 Scores with the task's own verifiers (the very ones training uses), writes every sample with its
-scores to JSONL, and prints a table with 95% intervals. Example::
+scores to JSONL, and prints a table with 95% intervals.
+
+Multi-turn episodes with tools: a model trained with an ``env:`` section (a run directory, its
+``final/`` or a checkpoint, whose ``config.yaml`` holds the section) is evaluated with the same
+environment, tools, call formats and limits; so is any model on a task that brings its own
+environment (``Task.environment()``). ``--env KEY=VALUE`` (keys of the ``env:`` section) or
+``--env FILE.yaml`` (its ``env:`` section) gives any model tools, laid over the training
+config's; ``--no-env`` plays single turns. The summary then adds tool calls per episode, errors,
+turns and tokens, and each sample row its turns (``episode``). Example::
 
     rlvr eval --model demo --task arithmetic --n 8 --k 1,8 --limit 100
     rlvr eval --model Qwen/Qwen2.5-Math-1.5B --task math --sampler vllm --n 16 --k 1,4,16
     rlvr eval --model runs/lora/checkpoints/step-000050 --task arithmetic     # a LoRA checkpoint, merged
     rlvr eval --model runs/x/final --task dataset --task-option source=my.jsonl \
         --task-option template=prompts.py:mine --import my_rewards.py          # your own code by file
+    rlvr eval --model runs/tools --task arithmetic                             # with the run's env: tools
+    rlvr eval --model demo --task arithmetic --env tools=[calculator] --env formats=[hermes] --env max_turns=3
 """
 
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import time
 from pathlib import Path
@@ -58,7 +69,59 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                              "registers can be named (repeatable)")
     parser.add_argument("--threads", type=int, default=None,
                         help="torch threads (default: free cores, from the load average; OMP_NUM_THREADS wins)")
+    parser.add_argument("--env", action="append", default=[], metavar="K=V | FILE.yaml",
+                        help="multi-turn episodes with tools: a key of the env: section (tools=[python,calculator], "
+                             "formats=[hermes], max_turns=4, max_tokens=512, timeout_s=10, environment=my_env.py:Env, "
+                             "...) or a YAML file with an env: section; laid over the model's training config "
+                             "(repeatable)")
+    parser.add_argument("--no-env", action="store_true",
+                        help="single-turn completions, even when the model was trained with tools or the task "
+                             "brings an environment")
     parser.add_argument("--output", default=None, help="samples JSONL (default: runs/eval/<task>-<time>.jsonl)")
+
+
+def _env_config(args: argparse.Namespace) -> Any:
+    """The ``env:`` section to evaluate with (an `EnvConfig`): the model's training config's, then
+    each ``--env`` in order; checked (tools, formats, environment class) before any model loads.
+    None with ``--no-env``."""
+    import yaml
+
+    from rlvr.commands.generate import _training_config
+    from rlvr.config import ConfigError, from_dict
+    from rlvr.preflight import check_env
+    from rlvr.trainers.config import EnvConfig
+
+    if args.no_env:
+        if args.env:
+            raise InputError("--no-env and --env: give one or the other")
+        return None
+    data: dict[str, Any] = dict(_training_config(args.model).get("env") or {})
+    where = "the model's training config.yaml" if data else "--env"
+    for item in args.env:
+        if "=" in item:
+            data.update(_kv([item], "--env"))
+            continue
+        path = Path(item)
+        if not path.is_file():
+            raise InputError(f"--env {item!r}: expected KEY=VALUE or a YAML file with an env: section (no such file)")
+        doc = yaml.safe_load(path.read_text()) or {}
+        section = doc.get("env", doc) if isinstance(doc, dict) else None
+        if not isinstance(section, dict):
+            raise InputError(f"--env {item}: expected a mapping (an env: section), got {type(section).__name__}")
+        data.update(section)
+        where = str(path)
+    ecfg = from_dict(EnvConfig, data, where=where)
+    problems: list[str] = []
+    check_env(ecfg, lambda key, text: problems.append(f"{where}: env.{key}: {text}"))
+    if problems:
+        raise ConfigError(problems)
+    return ecfg
+
+
+def _describe_env(env: Any) -> dict[str, Any]:
+    """What the summary records about the environment the episodes ran in."""
+    return {"environment": type(env).__name__, "tools": [str(t) for t in getattr(env, "tools", ())],
+            "formats": list(getattr(env, "formats", ())), "max_turns": env.max_turns, "max_tokens": env.max_tokens}
 
 
 def _sampler(args: argparse.Namespace) -> tuple[Any, Any]:
@@ -115,6 +178,10 @@ def run(args: argparse.Namespace) -> int:
     if isinstance(task.template, str):
         get_template(task.template)  # an unknown template or file.py:name fails before the model loads
     verifier = parse_verifier(args.verifier) if args.verifier else task.verifier()
+    from rlvr.rollout.environments import build_environment, build_episodes
+
+    ecfg = _env_config(args)  # a bad env: section fails here, before the model loads
+    env = build_environment(ecfg, task) if ecfg is not None else None
     samples = task.samples(args.split, limit=args.limit)
     if not samples:
         raise InputError(f"task {args.task!r} split {args.split!r} has no samples")
@@ -128,16 +195,25 @@ def run(args: argparse.Namespace) -> int:
     set_torch_threads(args.threads, reserved=1 if args.sampler == "vllm" else 0)
     torch.manual_seed(args.seed)
     sampler, tokenizer = _sampler(args)
+    episodes = build_episodes(ecfg, task, tokenizer, env=env) if env is not None else None
+    if episodes is not None:
+        console.print(f"rlvr eval: episodes in {_describe_env(env)}")
     t0 = time.perf_counter()
-    with sampler, Scorer(verifier, workers=args.workers) as scorer, Progress(console=console) as bar:
-        job = bar.add_task(f"eval {args.task} ({len(samples)} × n={args.n} samples)", total=len(samples) * args.n)
-        sampler.on_batch = lambda k: bar.advance(job, k)  # per generated batch, not per chunk of prompts
+    with (sampler, episodes or contextlib.nullcontext(), Scorer(verifier, workers=args.workers) as scorer,
+          Progress(console=console) as bar):
+        unit = "episodes" if episodes is not None else "samples"
+        job = bar.add_task(f"eval {args.task} ({len(samples)} × n={args.n} {unit})", total=len(samples) * args.n)
+        if episodes is None:  # per generated batch, not per chunk of prompts (an episode takes several)
+            sampler.on_batch = lambda k: bar.advance(job, k)
         records, problems = evaluate_task(
-            task, sampler, samples, n=args.n, params=params, scorer=scorer, tokenizer=tokenizer,
+            task, sampler, samples, n=args.n, params=params, scorer=scorer, tokenizer=tokenizer, episodes=episodes,
+            progress=(lambda k: bar.advance(job, k * args.n)) if episodes is not None else None,
         )
     elapsed = time.perf_counter() - t0
     summary = summarize(problems, ks)
     summary.update(model=str(args.model), task=args.task, split=args.split, seconds=round(elapsed, 2))
+    if episodes is not None:
+        summary["env"] = _describe_env(env)
     out = Path(args.output or f"runs/eval/{args.task}-{time.strftime('%Y%m%d-%H%M%S')}.jsonl")
     write_jsonl(out, records)
     out.with_suffix(".summary.json").write_text(json.dumps(summary, indent=1) + "\n")
@@ -152,6 +228,14 @@ def run(args: argparse.Namespace) -> int:
     length = summary["length"]
     table.add_row("length mean / median / p90 / max", f"{length['mean']:.1f}", f"{length['median']} / {length['p90']} / {length['max']}")
     table.add_row("truncated", f"{length['truncated_frac']:.3f}", "")
+    ep = summary.get("episodes")
+    if ep:
+        table.add_row("tool calls / episode", f"{ep['tools/calls_per_episode']:.2f}",
+                      f"{ep['tools/call_rate']:.0%} of episodes call")
+        table.add_row("tool errors / timeouts", f"{ep['tools/errors']:.0f}", f"{ep['tools/timeouts']:.0f} timeouts")
+        table.add_row("turns / episode", f"{ep['episode/turns']:.2f}", "")
+        table.add_row("tokens / episode: model + tools", f"{ep['episode/model_tokens']:.1f}",
+                      f"+ {ep['episode/obs_tokens']:.1f}")
     Console(emoji=False).print(table)
     console.print(f"samples: {out}\nsummary: {out.with_suffix('.summary.json')}")
     return 0
