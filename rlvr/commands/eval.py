@@ -80,10 +80,10 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--output", default=None, help="samples JSONL (default: runs/eval/<task>-<time>.jsonl)")
 
 
-def _env_config(args: argparse.Namespace) -> Any:
+def _env_config(args: argparse.Namespace) -> tuple[Any, str]:
     """The ``env:`` section to evaluate with (an `EnvConfig`): the model's training config's, then
     each ``--env`` in order; checked (tools, formats, environment class) before any model loads.
-    None with ``--no-env``."""
+    None with ``--no-env``. Also says where the section came from."""
     import yaml
 
     from rlvr.commands.generate import _training_config
@@ -94,7 +94,7 @@ def _env_config(args: argparse.Namespace) -> Any:
     if args.no_env:
         if args.env:
             raise InputError("--no-env and --env: give one or the other")
-        return None
+        return None, "--no-env"
     data: dict[str, Any] = dict(_training_config(args.model).get("env") or {})
     where = "the model's training config.yaml" if data else "--env"
     for item in args.env:
@@ -115,7 +115,9 @@ def _env_config(args: argparse.Namespace) -> Any:
     check_env(ecfg, lambda key, text: problems.append(f"{where}: env.{key}: {text}"))
     if problems:
         raise ConfigError(problems)
-    return ecfg
+    source = " and ".join(x for x in ("the training config" if _training_config(args.model).get("env") else "",
+                                       "--env" if args.env else "") if x) or "the task"
+    return ecfg, source
 
 
 def _describe_env(env: Any) -> dict[str, Any]:
@@ -180,7 +182,7 @@ def run(args: argparse.Namespace) -> int:
     verifier = parse_verifier(args.verifier) if args.verifier else task.verifier()
     from rlvr.rollout.environments import build_environment, build_episodes
 
-    ecfg = _env_config(args)  # a bad env: section fails here, before the model loads
+    ecfg, source = _env_config(args)  # a bad env: section fails here, before the model loads
     env = build_environment(ecfg, task) if ecfg is not None else None
     samples = task.samples(args.split, limit=args.limit)
     if not samples:
@@ -197,7 +199,10 @@ def run(args: argparse.Namespace) -> int:
     sampler, tokenizer = _sampler(args)
     episodes = build_episodes(ecfg, task, tokenizer, env=env) if env is not None else None
     if episodes is not None:
-        console.print(f"rlvr eval: episodes in {_describe_env(env)}")
+        d = _describe_env(env)
+        console.print(f"rlvr eval: multi-turn episodes ({d['environment']} from {source}): tools "
+                      f"{', '.join(d['tools']) or '-'}, formats {', '.join(d['formats']) or '-'}, "
+                      f"max_turns {d['max_turns']}, max_tokens {d['max_tokens']}")
     t0 = time.perf_counter()
     with (sampler, episodes or contextlib.nullcontext(), Scorer(verifier, workers=args.workers) as scorer,
           Progress(console=console) as bar):
