@@ -9,7 +9,8 @@
   `prefix_then_tails`, `microbatch_weight` and `policy_loss` (the one objective the trainer runs);
 - `rlvr.rollout.trajectory` and `rlvr.rollout.episodes`: multi-turn episodes (`Trajectory`,
   `Environment`, `run_episodes`, `ToolEnvironment`, `EpisodeSetup`), which `collect` plays
-  instead of single completions when the plan has an `EpisodeSetup`.
+  instead of single completions when the plan has an `EpisodeSetup`; `rlvr.rollout.environments`
+  builds one from an ``env:`` section (the trainer and ``rlvr eval`` share it).
 
 Try it::
 

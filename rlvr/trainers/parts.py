@@ -44,7 +44,7 @@ __all__ = ["Parts", "async_source", "build_parts", "closing_source", "max_length
 
 @dataclass
 class Parts:
-    """The run's parts, built once by `train` and passed to the step functions."""
+    """The run's parts, built once by `build_parts` and passed to the step functions."""
 
     cfg: TrainConfig
     acc: Any  # accelerate.Accelerator
