@@ -132,20 +132,35 @@ def _environment(cfg: Any, task: Any, bad: Any) -> None:
                 check_tool_spec(spec)
             except Exception as err:  # noqa: BLE001 - ToolSpecError or PluginError (a user file's import error)
                 bad("env.tools", f"entry {i}: {err}")
-    if e.tools or e.environment is not None:
-        from rlvr.tools.parse import STOPS
+    from rlvr.tools.parse import STOPS
 
+    if e.tools or e.environment is not None:
         for fmt in e.formats:
             if fmt not in STOPS:
                 bad("env.formats", f"unknown call format {fmt!r}{_close(fmt, list(STOPS))} (known: {', '.join(STOPS)})")
     if e.environment is not None:
         _environment_class(cfg, bad)
-    elif task is not None and cfg.algo.needs_critic:
-        own = getattr(task, "environment", None)
-        if callable(own) and own() is not None:
+    elif e.tools and e.options and set(e.formats) <= set(STOPS) and not _own_environment(task):
+        # the options go to the built-in ToolEnvironment
+        from rlvr.rollout.episodes import ToolEnvironment
+
+        try:
+            ToolEnvironment(tuple(e.tools), tuple(e.formats), **e.options)
+        except TypeError as err:
+            bad("env.options", f"ToolEnvironment does not take these options {sorted(e.options)} (it takes "
+                f"observation and around): {err}")
+        except ValueError as err:
+            bad("env.options", str(err))
+    if e.environment is None and task is not None and cfg.algo.needs_critic:
+        if _own_environment(task):
             from rlvr.trainers.config import EPISODES_WITH_CRITIC
 
             bad("preset", f"task {cfg.task.name!r} brings its own environment; {EPISODES_WITH_CRITIC}")
+
+
+def _own_environment(task: Any) -> bool:
+    own = getattr(task, "environment", None)
+    return callable(own) and own() is not None
 
 
 def _environment_class(cfg: Any, bad: Any) -> None:

@@ -259,6 +259,14 @@ class ToolEnvironment(Environment):
         self.formats = tuple(formats)
         self.stop = stops_for(self.formats)
         self.max_turns, self.max_tokens = int(max_turns), int(max_tokens)
+        for key, template, fields in (("observation", observation, ("output", "name", "status")),
+                                      ("around", around, ("results",))):
+            try:  # a bad template fails here, not at the first tool call of a run
+                if template is not None:
+                    template.format(**dict.fromkeys(fields, ""))
+            except (KeyError, IndexError, ValueError, AttributeError) as e:
+                raise ValueError(f"ToolEnvironment: {key}={template!r} is not a template of "
+                                 f"{', '.join('{' + f + '}' for f in fields)}: {type(e).__name__}: {e}") from None
         self.observation, self.around = observation, around
 
     def respond(self, trajectory: Trajectory, sample: Any) -> Done | Observation | ToolCalls:

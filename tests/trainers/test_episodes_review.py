@@ -1,0 +1,50 @@
+"""Fixes from a review of the tool-episode code by a new user (issue 13): each test failed before.
+
+- `env.options` for the built-in ToolEnvironment (a misspelt option, a template with an unknown
+  field) is refused at config load with file:line and key, not with a traceback after the model
+  loaded, or a KeyError at the first tool call;
+- a custom environment's default `observe` keeps several results apart, each in its call's format.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+import yaml
+
+from rlvr.config import ConfigError
+from rlvr.preflight import check_train_config
+from rlvr.rollout.episodes import ToolEnvironment
+from rlvr.rollout.trajectory import Environment
+from rlvr.tools.base import ToolCall, ToolResult
+from rlvr.trainers.config import load_train_config
+
+from .conftest import small_config
+
+
+def _check(tmp_path: Path, env: dict) -> str:
+    path = tmp_path / "run.yaml"
+    path.write_text(yaml.safe_dump(small_config(tmp_path / "r", "tiny", env=env)))
+    with pytest.raises(ConfigError) as err:
+        check_train_config(load_train_config(path, []))
+    line = next(i for i, s in enumerate(path.read_text().splitlines(), 1) if s.strip().startswith("options:"))
+    assert f"run.yaml:{line}: env.options:" in str(err.value)
+    return str(err.value)
+
+
+def test_tool_environment_options_are_checked_at_config_load(tmp_path):
+    assert "does not take these options ['observaton']" in _check(
+        tmp_path, {"tools": ["calculator"], "options": {"observaton": "{output}"}})
+    assert "around='<r>{result}</r>' is not a template of {results}" in _check(
+        tmp_path, {"tools": ["calculator"], "options": {"around": "<r>{result}</r>"}})
+    with pytest.raises(ValueError, match="observation='{out}' is not a template"):
+        ToolEnvironment(["calculator"], observation="{out}")
+    ToolEnvironment(["calculator"], observation="[{name}: {status}] {output}\n", around="{results}")
+
+
+def test_default_observe_keeps_several_results_apart():
+    calls = [ToolCall("hang", {}), ToolCall("python", {"code": "print(1)"}, "```python\nprint(1)\n```")]
+    results = [ToolResult("error: hang timed out", "timeout"), ToolResult("1\n")]
+    assert Environment().observe(calls, results, None) == \
+        "<tool_response>\nerror: hang timed out\n</tool_response>\n```output\n1\n```\n"
