@@ -33,6 +33,7 @@ Try it::
 
 from __future__ import annotations
 
+import dataclasses
 import heapq
 import itertools
 import logging
@@ -111,7 +112,7 @@ class ToolRunner:
         self._counts = dict.fromkeys(COUNTERS, 0)
         self._wall = 0.0
         self._logged: set[str] = set()
-        self._pending: set[Future[ToolResult]] = set()
+        self._pending: dict[Future[ToolResult], Future[None]] = {}  # our future -> the pool's work item
         self._closed = False
         self._watch: list[tuple[float, int, Future, str]] = []  # (deadline, seq, future, tool name)
         self._seq = itertools.count()
@@ -136,9 +137,10 @@ class ToolRunner:
             return fut
         limit = self.timeout_s if timeout_s is None else float(timeout_s)
         fut.set_running_or_notify_cancel()
-        with self._lock:
-            self._pending.add(fut)
-        self._pool.submit(self._run, tool, call, limit, fut)
+        with self._lock:  # the same lock as close(): a call is either queued before it, or refused
+            if self._closed:
+                raise RuntimeError("ToolRunner is closed")
+            self._pending[fut] = self._pool.submit(self._run, tool, call, limit, fut)
         return fut
 
     def run(self, calls: Iterable[ToolCall]) -> list[ToolResult]:
@@ -171,7 +173,7 @@ class ToolRunner:
         if name is not None:
             res.info.setdefault("tool", name)
         with self._lock:
-            self._pending.discard(fut)
+            self._pending.pop(fut, None)
             if fut.done():
                 return
             try:
@@ -236,11 +238,15 @@ class ToolRunner:
                 return
             self._closed = True
             self._wake.notify_all()
-            pending = list(self._pending)
+            pending = dict(self._pending)
         self._pool.shutdown(wait=False, cancel_futures=True)
+        closed = ToolResult("error: the tool runner was closed", "error", info={"reason": "closed"})
+        for fut, work in pending.items():  # queued calls that will never start: answered now, not waited on
+            if work.cancelled():
+                self._finish(fut, dataclasses.replace(closed, info=dict(closed.info)), None)
         wait(pending, timeout=self.timeout_s + self.grace_s)
         for fut in pending:
-            self._finish(fut, ToolResult("error: the tool runner was closed", "error", info={"reason": "closed"}), None)
+            self._finish(fut, dataclasses.replace(closed, info=dict(closed.info)), None)
         for tool in self._owned:
             close = getattr(tool, "close", None)
             if callable(close):

@@ -134,3 +134,23 @@ def test_closed_runner_refuses_and_options_are_checked():
         ToolRunner(["calculator", "calculator"])
     with pytest.raises(ValueError, match="timeout_s > 0"):
         ToolRunner(["calculator"], timeout_s=0)
+
+
+def test_close_answers_queued_calls_at_once_while_a_running_call_finishes():
+    """Calls still queued when the runner closes never start: they are answered "closed" at once,
+    not after the running calls' deadline (close used to wait timeout_s + grace_s on them)."""
+    stuck = Stuck()
+    r = ToolRunner([stuck], workers=1, timeout_s=60, grace_s=60)
+    running = r.submit(ToolCall("stuck", {}))
+    queued = [r.submit(ToolCall("stuck", {})) for _ in range(2)]
+    closer = threading.Thread(target=r.close, daemon=True)
+    closer.start()
+    try:
+        for f in queued:
+            res = f.result(30)  # before the running call is released
+            assert res.status == "error" and res.info["reason"] == "closed"
+        assert not running.done()
+    finally:
+        stuck.release.set()
+    closer.join(30)
+    assert not closer.is_alive() and running.result().output == "late"
