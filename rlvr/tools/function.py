@@ -249,13 +249,22 @@ class FunctionTool:
         if why:
             return ToolResult(f"error: {self.name}: {why}", "error", wall_s=time.monotonic() - t0,
                               info={"reason": "bad_arguments"})
+        for attempt in range(2):  # an idle process that died (OOM-killed, killed from outside): a fresh one
+            try:
+                proc = self._acquire()
+            except _StartError as e:
+                return ToolResult(f"error: {self.name}: {e}", "error", wall_s=time.monotonic() - t0,
+                                  info={"reason": "start_failed"})
+            try:
+                proc.send_raw(pickle.dumps((arguments, self.max_chars)))
+                break
+            except OSError:  # its pipe is closed: the call never reached it
+                self._discard(proc)
+                self.stats["died"] += 1
+                if attempt:
+                    return ToolResult(f"error: {self.name}: its worker process could not take the call", "error",
+                                      replaced=True, wall_s=time.monotonic() - t0, info={"reason": "crashed"})
         try:
-            proc = self._acquire()
-        except _StartError as e:
-            return ToolResult(f"error: {self.name}: {e}", "error", wall_s=time.monotonic() - t0,
-                              info={"reason": "start_failed"})
-        try:
-            proc.send_raw(pickle.dumps((arguments, self.max_chars)))
             reply = proc.recv(time.monotonic() + timeout_s)
         except TimeoutError:
             self._discard(proc)
@@ -284,8 +293,13 @@ class FunctionTool:
             if self._closed:
                 raise RuntimeError(f"tool {self.name} is closed")
             self.stats["calls"] += 1
-            if self._idle:
-                return self._idle.pop()
+            while self._idle:
+                proc = self._idle.pop()
+                if proc.popen.poll() is None:
+                    return proc
+                self._all.discard(proc)  # it died while idle: its call goes to a live one
+                self.stats["died"] += 1
+                proc.kill()  # closes its pipes (it is already reaped)
         proc = _Proc(self._payload, self.name)
         with self._lock:
             self._all.add(proc)

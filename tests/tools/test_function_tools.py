@@ -223,3 +223,27 @@ def test_a_slow_start_is_not_part_of_the_calls_deadline_and_a_failed_load_says_w
     finally:
         for t in tools:
             t.close()
+
+
+def test_a_worker_that_died_while_idle_is_replaced_before_the_call():
+    """A warm worker killed between calls (the OOM killer, a kill from outside) is not the model's
+    fault: its next call runs in a fresh process instead of coming back as "crashed"."""
+    import os
+    import signal
+
+    def double(x: int) -> int:
+        return 2 * x
+
+    tool = FunctionTool(double)
+    try:
+        assert tool({"x": 1}, timeout_s=60).output == "2"
+        (pid,) = tool.pids()
+        os.kill(pid, signal.SIGKILL)
+        end = time.monotonic() + 10
+        while _alive(pid) and time.monotonic() < end:
+            time.sleep(0.05)
+        res = tool({"x": 21}, timeout_s=60)
+        assert (res.status, res.output) == ("ok", "42"), res
+        assert tool.stats["died"] == 1 and len(tool.pids()) == 1 and tool.pids() != [pid]
+    finally:
+        tool.close()
