@@ -199,7 +199,14 @@ def _tool_results(ep: _Episode, env: Environment, tokenizer: Any) -> None:
     last = (max(ep.done_at, default=ep.submitted)) if done else time.monotonic()
     ep.traj.tool_wait_s += last - ep.submitted
     calls, ep.calls, ep.futures = ep.calls, [], []
-    _observe(ep, env.observe(calls, results, ep.sample), calls, results, env, tokenizer)
+    try:
+        text = env.observe(calls, results, ep.sample)
+    except Exception as e:
+        raise RuntimeError(f"{type(env).__name__}.observe raised after model turn {len(ep.traj.model_turns)}: "
+                           f"{type(e).__name__}: {e}") from e
+    if not isinstance(text, str):
+        raise TypeError(f"{type(env).__name__}.observe returned {type(text).__name__}, not the observation text (str)")
+    _observe(ep, text, calls, results, env, tokenizer)
 
 
 def _resolved(call: ToolCall) -> Future:
