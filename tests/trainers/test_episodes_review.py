@@ -85,3 +85,18 @@ def test_a_bug_in_observe_names_the_environment_and_the_turn(tiny_model_dir, tmp
         with pytest.raises(TypeError, match=r"BadObserve\.observe returned list, not the observation text"):
             run_episodes(sampler, BadObserve(True), runner, [prompt], [None], SamplingParams(max_new_tokens=80, temperature=0.0), tok,
                          seed=0)
+
+
+def test_bad_env_limits_point_at_their_own_line(tmp_path):
+    """Each bad limit names its key and the line it was set on (it used to point at `env:` with one
+    message listing all five values)."""
+    path = tmp_path / "run.yaml"
+    path.write_text("model: {path: tiny}\nenv:\n  tools: [calculator]\n  timeout_s: 0\n  max_output_chars: 10\n")
+    with pytest.raises(ConfigError) as err:
+        load_train_config(path, [])
+    text = str(err.value)
+    assert "run.yaml:4: env: " in text and "timeout_s must be > 0, got 0.0" in text
+    assert "max_output_chars must be >= 100, got 10" in text and "(max_output_chars set at " in text
+    assert text.rstrip(")").endswith("run.yaml:5")
+    with pytest.raises(ConfigError, match=r"override 'env.max_turns=0': env: max_turns must be >= 1, got 0"):
+        load_train_config(None, ["env.max_turns=0", "model.path=tiny"])
