@@ -30,7 +30,8 @@
   `rlvr.tools.function.FunctionTool`: schema from its signature), `Tool` objects, or names and
   ``file.py:func`` specs; the model calls them in ``env.formats`` (the config's ``env:`` section
   holds the limits). ``env``: an `rlvr.rollout.trajectory.Environment` object (or a
-  ``file.py:Class`` reference); ``tools`` given with it are added to the tools it may call.
+  ``file.py:Class`` reference); ``tools`` given with it are added to the tools it may call (on a
+  copy of it).
 
 `train()` checks the whole set-up first (`rlvr.preflight`), writes the resolved config, trains
 (`rlvr.trainers.grpo.train`) and returns its summary; the model ends in ``RUN_DIR/final/``.
@@ -40,6 +41,7 @@
 from __future__ import annotations
 
 import contextlib
+import copy
 import json
 import pickle
 import shutil
@@ -236,7 +238,8 @@ class GRPOTrainer:
         elif env is None:
             raise InputError("tools: function and Tool objects go with env=None or an Environment object; "
                              f"for env.environment={e.environment!r} list them in its `tools`")
-        else:
+        elif objects:  # a copy: the caller's object is not changed (and can be given again)
+            env = copy.copy(env)
             env.tools = (*tuple(env.tools), *objects)
         task = self.task if self.task is not None else _config_task(self.cfg)
         return _WithEnvironment(task, env)

@@ -71,11 +71,13 @@ def test_api_tools_as_python_functions_and_env_as_an_object(taught_dir, tmp_path
     assert any(t["results"][0]["info"].get("reason") == "unknown_tool" for t in turns)  # B: calls `search`
     assert trainer._own_tools and trainer._own_tools[0].pids() == []  # its worker processes are gone
 
+    nudge = Nudge()
     trainer = rlvr.GRPOTrainer(model=str(taught_dir), reward_funcs=[is_42], train_dataset=rows,
-                               config=_config(tmp_path / "obj"), env=Nudge())
+                               config=_config(tmp_path / "obj"), env=nudge, tools=[calculator])
     assert trainer.train(quiet=True)["finished"]
     turns = _env_turns(tmp_path / "obj")
     assert turns and all(t["text"] == "\nTry again:" for t in turns)
+    assert nudge.tools == ()  # the tools went to a copy: the object can be given to another trainer
 
 
 def test_api_bad_tools_and_env_fail_before_any_model_loads(tmp_path):
