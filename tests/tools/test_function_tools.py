@@ -247,3 +247,13 @@ def test_a_worker_that_died_while_idle_is_replaced_before_the_call():
         assert tool.stats["died"] == 1 and len(tool.pids()) == 1 and tool.pids() != [pid]
     finally:
         tool.close()
+
+
+def test_a_function_without_a_json_schema_is_refused_by_the_config_check(tmp_path):
+    """check_tool_spec (the config check, before any model loads) builds the function's schema:
+    a positional-only parameter used to pass it and fail later, after the model loaded."""
+    from rlvr.tools.builtin import ToolSpecError, check_tool_spec
+
+    (tmp_path / "posonly.py").write_text("def posonly(x: int, /) -> int:\n    return x\n")
+    with pytest.raises(ToolSpecError, match="positional-only parameter 'x' cannot take JSON arguments"):
+        check_tool_spec(f"{tmp_path}/posonly.py:posonly")
