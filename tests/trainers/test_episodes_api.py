@@ -3,7 +3,8 @@
 A TRL user passes tools as Python functions and an environment as an object, not as file
 references. The tiny model here has learnt to call ``calculator`` (tests/trainers/episode_model.py);
 a plain Python function of that name answers it, so its output in rollouts.jsonl shows that the
-function ran, in a worker process that is gone after `train()`.
+function ran, in a worker process that is gone after `train()`. The same model checks that a bug
+in an environment's `observe` names the environment and the turn.
 """
 
 from __future__ import annotations
@@ -14,6 +15,7 @@ from pathlib import Path
 import pytest
 
 from rlvr.io import InputError
+from rlvr.rollout.episodes import ToolEnvironment
 from rlvr.rollout.trajectory import Done, Environment, Observation
 
 from .conftest import small_config
@@ -105,3 +107,37 @@ def test_api_bad_tools_and_env_fail_before_any_model_loads(tmp_path):
     ppo["preset"] = "ppo"
     with pytest.raises(ConfigError, match="brings its own environment"):
         rlvr.GRPOTrainer(model="tiny", reward_funcs=[is_42], train_dataset=rows, config=ppo, env=Nudge()).check()
+
+
+class BadObserve(ToolEnvironment):
+    """The calculator in Hermes format; its `observe` has a bug (or returns the wrong type)."""
+
+    def __init__(self, wrong_type: bool = False):
+        super().__init__(["calculator"], ["hermes"], max_turns=2, max_tokens=200)
+        self.wrong_type = wrong_type
+
+    def observe(self, calls, results, sample):
+        if self.wrong_type:
+            return results  # a list, not text
+        return {"x": 1}[results[0].output]
+
+
+def test_a_bug_in_observe_names_the_environment_and_the_turn(taught_dir):
+    """Like `respond`, an exception in `observe` (the environment's code, not the model's mistake)
+    is raised naming the environment and the turn; a non-text observation is refused, not tokenized."""
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+
+    from rlvr.rollout.episodes import run_episodes
+    from rlvr.samplers import HFSampler
+    from rlvr.samplers.base import SamplingParams
+    from rlvr.tools.runner import ToolRunner
+
+    tok = AutoTokenizer.from_pretrained(taught_dir)  # "A:" -> a calculator call
+    sampler = HFSampler(AutoModelForCausalLM.from_pretrained(taught_dir).eval(), tok)
+    prompt = tok("A:")["input_ids"]
+    with ToolRunner(["calculator"]) as runner:
+        with pytest.raises(RuntimeError, match=r"BadObserve\.observe raised after model turn 1: KeyError: '42'"):
+            run_episodes(sampler, BadObserve(), runner, [prompt], [None], SamplingParams(max_new_tokens=80, temperature=0.0), tok, seed=0)
+        with pytest.raises(TypeError, match=r"BadObserve\.observe returned list, not the observation text"):
+            run_episodes(sampler, BadObserve(True), runner, [prompt], [None], SamplingParams(max_new_tokens=80, temperature=0.0), tok,
+                         seed=0)

@@ -3,7 +3,9 @@
 - `env.options` for the built-in ToolEnvironment (a misspelt option, a template with an unknown
   field) is refused at config load with file:line and key, not with a traceback after the model
   loaded, or a KeyError at the first tool call;
-- a custom environment's default `observe` keeps several results apart, each in its call's format.
+- a custom environment's default `observe` keeps several results apart, each in its call's format;
+- each bad env limit names its key and line (test_episodes_api.py: a bug in `observe` names the
+  environment and the turn).
 """
 
 from __future__ import annotations
@@ -48,43 +50,6 @@ def test_default_observe_keeps_several_results_apart():
     results = [ToolResult("error: hang timed out", "timeout"), ToolResult("1\n")]
     assert Environment().observe(calls, results, None) == \
         "<tool_response>\nerror: hang timed out\n</tool_response>\n```output\n1\n```\n"
-
-
-class BadObserve(ToolEnvironment):
-    """The calculator in Hermes format; its `observe` has a bug (or returns the wrong type)."""
-
-    def __init__(self, wrong_type: bool = False):
-        super().__init__(["calculator"], ["hermes"], max_turns=2, max_tokens=200)
-        self.wrong_type = wrong_type
-
-    def observe(self, calls, results, sample):
-        if self.wrong_type:
-            return results  # a list, not text
-        return {"x": 1}[results[0].output]
-
-
-def test_a_bug_in_observe_names_the_environment_and_the_turn(tiny_model_dir, tmp_path):
-    """Like `respond`, an exception in `observe` (the environment's code, not the model's mistake)
-    is raised naming the environment and the turn; a non-text observation is refused, not tokenized."""
-    from transformers import AutoModelForCausalLM, AutoTokenizer
-
-    from rlvr.rollout.episodes import run_episodes
-    from rlvr.samplers import HFSampler
-    from rlvr.samplers.base import SamplingParams
-    from rlvr.tools.runner import ToolRunner
-
-    from .episode_model import teach_tool_calls
-
-    taught = teach_tool_calls(tiny_model_dir, tmp_path / "taught")  # "A:" -> a calculator call
-    tok = AutoTokenizer.from_pretrained(taught)
-    sampler = HFSampler(AutoModelForCausalLM.from_pretrained(taught).eval(), tok)
-    prompt = tok("A:")["input_ids"]
-    with ToolRunner(["calculator"]) as runner:
-        with pytest.raises(RuntimeError, match=r"BadObserve\.observe raised after model turn 1: KeyError: '42'"):
-            run_episodes(sampler, BadObserve(), runner, [prompt], [None], SamplingParams(max_new_tokens=80, temperature=0.0), tok, seed=0)
-        with pytest.raises(TypeError, match=r"BadObserve\.observe returned list, not the observation text"):
-            run_episodes(sampler, BadObserve(True), runner, [prompt], [None], SamplingParams(max_new_tokens=80, temperature=0.0), tok,
-                         seed=0)
 
 
 def test_bad_env_limits_point_at_their_own_line(tmp_path):
