@@ -154,3 +154,27 @@ def test_close_answers_queued_calls_at_once_while_a_running_call_finishes():
         stuck.release.set()
     closer.join(30)
     assert not closer.is_alive() and running.result().output == "late"
+
+
+def test_foreign_tools_that_ignore_their_deadline_do_not_starve_later_calls():
+    """An abandoned foreign call gives its runner worker back: with one worker, a second stuck call
+    and a calculator call behind it still get their answers (the worker used to stay blocked on
+    the first call, so every later call waited for it), and a tool that calls sys.exit is an error."""
+
+    class Exits:
+        name, description, parameters = "exits", "Calls sys.exit.", {"type": "object"}
+
+        def __call__(self, arguments, *, timeout_s):
+            raise SystemExit(3)
+
+    stuck = Stuck()
+    r = ToolRunner([stuck, Exits(), "calculator"], workers=1, timeout_s=0.2, grace_s=0.2)
+    try:
+        futs = [r.submit(ToolCall("stuck", {})) for _ in range(2)]
+        futs += [r.submit(ToolCall("exits", {})), r.submit(ToolCall("calculator", {"expression": "6*7"}))]
+        res = [f.result(20) for f in futs]
+        assert [x.status for x in res] == ["timeout", "timeout", "error", "ok"] and res[3].output == "42"
+        assert "SystemExit: 3" in res[2].output
+    finally:
+        stuck.release.set()
+        r.close()
