@@ -151,6 +151,9 @@ class ToolRunner:
                 res = self._run_foreign(tool, call, limit)
             if not isinstance(res, ToolResult):
                 raise TypeError(f"tool {call.name!r} returned {type(res).__name__}, not a ToolResult")
+            if not isinstance(res.output, str) or not isinstance(res.info, dict):  # else _finish fails: no answer
+                raise TypeError(f"tool {call.name!r} returned a ToolResult whose output is "
+                                f"{type(res.output).__name__}, not str (or whose info is not a dict)")
         except Exception as e:  # noqa: BLE001 - a broken tool must not end the episode
             with self._lock:
                 first = call.name not in self._logged

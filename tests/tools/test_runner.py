@@ -178,3 +178,18 @@ def test_foreign_tools_that_ignore_their_deadline_do_not_starve_later_calls():
     finally:
         stuck.release.set()
         r.close()
+
+
+def test_a_tool_result_with_non_text_output_is_an_error_not_a_lost_answer():
+    """A foreign tool returning ToolResult(42) broke the output cap after the call, so its future
+    was never answered and the episode waited for ever."""
+
+    class Number:
+        name, description, parameters = "number", "Returns a number as output.", {"type": "object"}
+
+        def __call__(self, arguments, *, timeout_s):
+            return ToolResult(42)
+
+    with ToolRunner([Number()]) as r:
+        res = r.submit(ToolCall("number", {})).result(20)
+    assert res.status == "error" and "output is int, not str" in res.output
