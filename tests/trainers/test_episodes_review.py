@@ -65,3 +65,22 @@ def test_bad_env_limits_point_at_their_own_line(tmp_path):
     assert text.rstrip(")").endswith("run.yaml:5")
     with pytest.raises(ConfigError, match=r"override 'env.max_turns=0': env: max_turns must be >= 1, got 0"):
         load_train_config(None, ["env.max_turns=0", "model.path=tiny"])
+
+
+def test_the_python_tools_sandbox_starts_with_the_run(tmp_path, caplog):
+    """The fall-back to LocalSandbox is logged when the run starts (docs/tools.md says so), not at
+    the model's first python call, which may come mid-run or never; `sandbox: docker` without
+    Docker would fail there too, instead of answering every call with an error."""
+    import logging
+
+    from rlvr.trainers.setup import build_episodes
+
+    path = tmp_path / "run.yaml"
+    path.write_text(yaml.safe_dump(small_config(tmp_path / "r", "tiny", env={"tools": ["python"], "sandbox": "local"})))
+    with caplog.at_level(logging.WARNING, logger="rlvr.tools"):
+        setup = build_episodes(load_train_config(path, []), None, tokenizer=None)
+    try:
+        assert any("model-written programs run in" in r.getMessage() for r in caplog.records)
+        assert setup.runner.counts()["calls"] == 0
+    finally:
+        setup.runner.close()
