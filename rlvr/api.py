@@ -26,6 +26,12 @@
   an ``eval_dataset`` there is no held-out evaluation. None: the config's task.
 - ``template``: a template name (`rlvr.templates`), a callable ``(question, tokenizer) -> str``,
   or None (``"none"``: the prompt as is).
+- ``tools`` / ``env``: multi-turn episodes (docs/tools.md). ``tools``: functions (each becomes a
+  `rlvr.tools.function.FunctionTool`: schema from its signature), `Tool` objects, or names and
+  ``file.py:func`` specs; the model calls them in ``env.formats`` (the config's ``env:`` section
+  holds the limits). ``env``: an `rlvr.rollout.trajectory.Environment` object (or a
+  ``file.py:Class`` reference); ``tools`` given with it are added to the tools it may call (on a
+  copy of it).
 
 `train()` checks the whole set-up first (`rlvr.preflight`), writes the resolved config, trains
 (`rlvr.trainers.grpo.train`) and returns its summary; the model ends in ``RUN_DIR/final/``.
@@ -35,6 +41,7 @@
 from __future__ import annotations
 
 import contextlib
+import copy
 import json
 import pickle
 import shutil
@@ -151,7 +158,7 @@ class GRPOTrainer:
     def __init__(self, model: Any = None, reward_funcs: Sequence[Any] | None = None, train_dataset: Any = None,
                  config: Any = None, *, eval_dataset: Any = None, reward_weights: Sequence[float] | None = None,
                  template: str | Callable[[str, Any], str] | None = None, columns: Mapping[str, str] | None = None,
-                 processing_class: Any = None):
+                 processing_class: Any = None, tools: Sequence[Any] | None = None, env: Any = None):
         self.cfg = resolve_config(config)
         self._model_obj = None
         if isinstance(model, (str, Path)):
@@ -179,6 +186,63 @@ class GRPOTrainer:
         if self.verifier is None and self.task is not None:
             raise InputError("reward_funcs: a train_dataset needs reward functions (names or callables)")
         self.summary: dict[str, Any] | None = None
+        self._own_tools: list[Any] = []  # FunctionTools made here from functions: closed after train()
+        if tools is not None or env is not None:
+            self.task = self._with_episodes(tools, env)
+
+    def _with_episodes(self, tools: Sequence[Any] | None, env: Any) -> Any:
+        """The task, bringing the environment that `tools`/`env` describe (its `environment()`)."""
+        from rlvr.rollout.episodes import ToolEnvironment
+        from rlvr.rollout.trajectory import Environment
+        from rlvr.tools.base import Tool
+        from rlvr.tools.function import FunctionTool
+
+        e = self.cfg.env
+        if isinstance(env, str):
+            if e.environment is not None and e.environment != env:
+                raise InputError(f"env={env!r}: the config names another environment ({e.environment!r})")
+            e.environment, env = env, None
+        elif env is not None:
+            if not isinstance(env, Environment):
+                raise InputError(f"env: expected an rlvr.rollout.trajectory.Environment (or 'file.py:Class'), "
+                                 f"got {type(env).__name__}")
+            if e.environment is not None:
+                raise InputError(f"env: an Environment object and the config's env.environment={e.environment!r} "
+                                 "both name the environment; give one")
+        objects: list[Any] = []
+        if isinstance(tools, (str, bytes)) or (tools is not None and not isinstance(tools, Sequence)):
+            raise InputError(f"tools: expected a list of functions, Tool objects or names, got {type(tools).__name__}")
+        for i, t in enumerate(tools or []):
+            if isinstance(t, str):
+                if t not in e.tools:
+                    e.tools.append(t)  # checked by preflight like a YAML entry
+            elif isinstance(t, Tool):
+                objects.append(t)
+            elif callable(t):
+                try:
+                    tool = FunctionTool(t)
+                except TypeError as err:
+                    raise InputError(f"tools[{i}]: {err}") from None
+                self._own_tools.append(tool)
+                objects.append(tool)
+            else:
+                raise InputError(f"tools[{i}]: {t!r} is not a function, a Tool or a tool name")
+        names = [getattr(t, "name", None) for t in objects] + list(e.tools)
+        twice = sorted({n for n in names if names.count(n) > 1})
+        if twice:
+            raise InputError(f"tools: two tools named {twice[0]!r}")
+        if env is None and not objects:
+            return self.task  # names only: the config's env section says it all
+        if env is None and e.environment is None:
+            env = ToolEnvironment((*e.tools, *objects), tuple(e.formats), **e.options)
+        elif env is None:
+            raise InputError("tools: function and Tool objects go with env=None or an Environment object; "
+                             f"for env.environment={e.environment!r} list them in its `tools`")
+        elif objects:  # a copy: the caller's object is not changed (and can be given again)
+            env = copy.copy(env)
+            env.tools = (*tuple(env.tools), *objects)
+        task = self.task if self.task is not None else _config_task(self.cfg)
+        return _WithEnvironment(task, env)
 
     @property
     def run_dir(self) -> Path:
@@ -213,9 +277,13 @@ class GRPOTrainer:
             save_resolved(self.cfg, run_dir)
         from rlvr.trainers.grpo import train
 
-        with _script_not_rerun(self.verifier):
-            summary = train(self.cfg, resume=resume, config_yaml=dump_yaml(self.cfg), task=self.task,
-                            verifier=self.verifier)
+        try:
+            with _script_not_rerun(self.verifier):
+                summary = train(self.cfg, resume=resume, config_yaml=dump_yaml(self.cfg), task=self.task,
+                                verifier=self.verifier)
+        finally:
+            for tool in self._own_tools:  # their worker processes
+                tool.close()
         if main:
             (run_dir / "summary.json").write_text(json.dumps(summary, indent=1, default=str) + "\n")
         self.summary = summary
@@ -230,6 +298,28 @@ class GRPOTrainer:
         if out.resolve() != final.resolve():
             shutil.copytree(final, out, dirs_exist_ok=True)
         return out
+
+
+def _config_task(cfg: Any) -> Any:
+    from rlvr.tasks import get_task
+
+    try:
+        return get_task(cfg.task.name, **cfg.task.options)
+    except (TypeError, ValueError) as e:
+        raise InputError(f"task {cfg.task.name!r}: {e}") from None
+
+
+class _WithEnvironment:
+    """A task whose `environment()` is the given one; everything else is the wrapped task's."""
+
+    def __init__(self, task: Any, env: Any):
+        self._task, self._env = task, env
+
+    def environment(self) -> Any:
+        return self._env
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self.__dict__["_task"], name)
 
 
 @contextlib.contextmanager

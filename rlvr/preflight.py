@@ -123,19 +123,20 @@ def _verifiers(cfg: Any, task: Any, bad: Any) -> None:
 
 def _environment(cfg: Any, task: Any, bad: Any) -> None:
     """The ``env:`` section (`check_env`), and no critic preset with the task's own environment."""
-    check_env(cfg.env, lambda key, text: bad(f"env.{key}", text))
+    own = _own_environment(task)
+    check_env(cfg.env, lambda key, text: bad(f"env.{key}", text), own_environment=own)
     if cfg.env.environment is None and task is not None and cfg.algo.needs_critic:
-        own = getattr(task, "environment", None)
-        if callable(own) and own() is not None:
+        if own:
             from rlvr.trainers.config import EPISODES_WITH_CRITIC
 
             bad("preset", f"task {cfg.task.name!r} brings its own environment; {EPISODES_WITH_CRITIC}")
 
 
-def check_env(e: Any, bad: Any) -> None:
+def check_env(e: Any, bad: Any, own_environment: bool = False) -> None:
     """An `EnvConfig`'s tools, call formats, environment class and its options; ``bad(key, text)``
     is called for each problem with the key inside the section (``tools``, ``formats``, ...).
-    Nothing is started. ``rlvr eval`` checks its ``--env`` with it too."""
+    own_environment: the task brings its own environment (then ``options`` are not the built-in
+    `ToolEnvironment`'s). Nothing is started. ``rlvr eval`` checks its ``--env`` with it too."""
     if e.tools:
         from rlvr.tools.builtin import check_tool_spec
 
@@ -144,14 +145,29 @@ def check_env(e: Any, bad: Any) -> None:
                 check_tool_spec(spec)
             except Exception as err:  # noqa: BLE001 - ToolSpecError or PluginError (a user file's import error)
                 bad("tools", f"entry {i}: {err}")
-    if e.tools or e.environment is not None:
-        from rlvr.tools.parse import STOPS
+    from rlvr.tools.parse import STOPS
 
+    if e.tools or e.environment is not None:
         for fmt in e.formats:
             if fmt not in STOPS:
                 bad("formats", f"unknown call format {fmt!r}{_close(fmt, list(STOPS))} (known: {', '.join(STOPS)})")
     if e.environment is not None:
         _environment_class(e, bad)
+    elif e.tools and e.options and set(e.formats) <= set(STOPS) and not own_environment:
+        from rlvr.rollout.episodes import ToolEnvironment  # the options go to the built-in environment
+
+        try:
+            ToolEnvironment(tuple(e.tools), tuple(e.formats), **e.options)
+        except TypeError as err:
+            bad("options", f"ToolEnvironment does not take these options {sorted(e.options)} (it takes "
+                f"observation and around): {err}")
+        except ValueError as err:
+            bad("options", str(err))
+
+
+def _own_environment(task: Any) -> bool:
+    own = getattr(task, "environment", None)
+    return callable(own) and own() is not None
 
 
 def _environment_class(e: Any, bad: Any) -> None:

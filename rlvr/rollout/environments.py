@@ -68,4 +68,20 @@ def build_episodes(ecfg: Any, task: Any, tokenizer: Any, env: Any = None) -> Any
 
         runner = ToolRunner(specs, timeout_s=ecfg.timeout_s, max_output_chars=ecfg.max_output_chars,
                             workers=ecfg.workers, sandbox=ecfg.sandbox)
+        _start_sandboxes(runner)
     return EpisodeSetup(env, runner, tokenizer)
+
+
+def _start_sandboxes(runner: Any) -> None:
+    """Start the python tool's sandbox now, not at the model's first call: `env.sandbox: docker`
+    without Docker fails here, and `auto`'s fall-back to LocalSandbox is logged at start-up."""
+    from rlvr.tools.builtin import PythonTool
+
+    for tool in runner.tools.values():
+        if isinstance(tool, PythonTool):
+            try:
+                tool.sandbox  # noqa: B018 - starts it
+            except Exception as err:
+                runner.close()
+                raise RuntimeError(f"env.sandbox={tool._spec!r}: the python tool's sandbox did not start: "
+                                   f"{type(err).__name__}: {err}") from err

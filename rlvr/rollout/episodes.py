@@ -212,7 +212,14 @@ def _tool_results(ep: _Episode, env: Environment, tokenizer: Any) -> None:
     last = (max(ep.done_at, default=ep.submitted)) if done else time.monotonic()
     ep.traj.tool_wait_s += last - ep.submitted
     calls, ep.calls, ep.futures = ep.calls, [], []
-    _observe(ep, env.observe(calls, results, ep.sample), calls, results, env, tokenizer)
+    try:
+        text = env.observe(calls, results, ep.sample)
+    except Exception as e:
+        raise RuntimeError(f"{type(env).__name__}.observe raised after model turn {len(ep.traj.model_turns)}: "
+                           f"{type(e).__name__}: {e}") from e
+    if not isinstance(text, str):
+        raise TypeError(f"{type(env).__name__}.observe returned {type(text).__name__}, not the observation text (str)")
+    _observe(ep, text, calls, results, env, tokenizer)
 
 
 def _resolved(call: ToolCall) -> Future:
@@ -272,6 +279,14 @@ class ToolEnvironment(Environment):
         self.formats = tuple(formats)
         self.stop = stops_for(self.formats)
         self.max_turns, self.max_tokens = int(max_turns), int(max_tokens)
+        for key, template, fields in (("observation", observation, ("output", "name", "status")),
+                                      ("around", around, ("results",))):
+            try:  # a bad template fails here, not at the first tool call of a run
+                if template is not None:
+                    template.format(**dict.fromkeys(fields, ""))
+            except (KeyError, IndexError, ValueError, AttributeError) as e:
+                raise ValueError(f"ToolEnvironment: {key}={template!r} is not a template of "
+                                 f"{', '.join('{' + f + '}' for f in fields)}: {type(e).__name__}: {e}") from None
         self.observation, self.around = observation, around
 
     def respond(self, trajectory: Trajectory, sample: Any) -> Done | Observation | ToolCalls:

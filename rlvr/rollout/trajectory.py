@@ -138,8 +138,12 @@ class Environment:
         raise NotImplementedError
 
     def observe(self, calls: list[ToolCall], results: list[ToolResult], sample: Any) -> str:
-        """The observation text for finished tool calls (default: each result's output, in order)."""
-        return "".join(r.output for r in results)
+        """The observation text for finished tool calls (default: each result in its call's format,
+        in order: an ``output`` fence after a python block, else ``<tool_response>`` tags; see
+        `rlvr.tools.parse.format_observation`), so that several results stay apart."""
+        from rlvr.tools.parse import format_observation
+
+        return format_observation(calls, results)
 
     def verifier_text(self, trajectory: Trajectory) -> str:
         """What the task's verifier scores (default: the model's turns, without observations)."""

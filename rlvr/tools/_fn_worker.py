@@ -1,8 +1,9 @@
 """The child process that runs one function tool's calls (started by `rlvr.tools.function`).
 
 Run as a script (not imported): it reads length-prefixed pickle frames on stdin and answers on
-its original stdout. Frame 1 is the cloudpickled function; every later frame is
-``(arguments, cap)`` and gets ``(kind, text, total_chars)`` back, kind "ok" or "error". The
+its original stdout. Frame 1 is the cloudpickled function, answered ``("ready", "", 0)`` once it
+is loaded (or ``("error", why, 0)``); every later frame is ``(arguments, cap)`` and gets
+``(kind, text, total_chars)`` back, kind "ok" or "error". The
 function's own prints go to a capped buffer (its output when it returns None), and file
 descriptor 1 is pointed at /dev/null, so nothing the function writes can corrupt the channel.
 The parent kills this process (its whole session) at a call's deadline.
@@ -70,7 +71,12 @@ def main():
     null = os.open(os.devnull, os.O_RDWR)
     for fd in (0, 1):
         os.dup2(null, fd)
-    fn = _read(chan_in)
+    try:
+        fn = _read(chan_in)
+    except BaseException as e:  # noqa: BLE001 - e.g. a module the function needs does not import here
+        _write(chan_out, ("error", "".join(traceback.format_exception_only(type(e), e))[-2000:], 0))
+        return
+    _write(chan_out, ("ready", "", 0))  # the parent starts the call's deadline after this
     while True:
         msg = _read(chan_in)
         if msg is None:

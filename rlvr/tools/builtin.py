@@ -193,6 +193,11 @@ def check_tool_spec(spec: str) -> None:
     obj = _resolve(spec)
     if not (isinstance(obj, tuple) or inspect.isclass(obj) or callable(obj)):
         raise ToolSpecError(f"tool {spec!r}: {obj!r} is not a function, a class or a Tool")
+    if callable(obj) and not inspect.isclass(obj) and not isinstance(obj, Tool):
+        try:  # a plain function: its schema and pickling, as get_tool will need them (no process starts)
+            FunctionTool(obj)
+        except TypeError as e:
+            raise ToolSpecError(f"tool {spec!r}: {e}") from None
 
 
 def get_tool(spec: str, **options: Any) -> Tool:

@@ -156,19 +156,40 @@ def _show(x: Fraction) -> str:
     ('1.75', '-1/3', '10', '0.0125')
     """
     if x.denominator == 1:
-        return str(x.numerator)
+        return _dec(x.numerator)
     d, twos, fives = x.denominator, 0, 0
     while d % 2 == 0:
         d, twos = d // 2, twos + 1
     while d % 5 == 0:
         d, fives = d // 5, fives + 1
     if d != 1:
-        return f"{x.numerator}/{x.denominator}"
+        return f"{_dec(x.numerator)}/{_dec(x.denominator)}"
     places = max(twos, fives)
     digits = abs(x.numerator) * 10**places // x.denominator
     sign = "-" if x < 0 else ""
     whole, frac = divmod(digits, 10**places)
-    return f"{sign}{whole}.{frac:0{places}d}".rstrip("0")
+    return f"{sign}{_dec(whole)}.{_dec(frac).zfill(places)}".rstrip("0")
+
+
+def _dec(n: int) -> str:
+    """`n` in decimal, also past Python's 4300-digit limit on ``str(int)`` (a result of MAX_BITS
+    has about 6000 digits), in chunks of 1000 digits.
+
+    >>> len(_dec(2**19998)), _dec(-10**1000)[:3], _dec(0)
+    (6020, '-10', '0')
+    """
+    if n < 0:
+        return "-" + _dec(-n)
+    chunks = []
+    while True:
+        n, low = divmod(n, _CHUNK)
+        chunks.append(low)
+        if not n:
+            break
+    return str(chunks[-1]) + "".join(str(c).zfill(1000) for c in reversed(chunks[:-1]))
+
+
+_CHUNK = 10**1000
 
 
 def calculate(expression: str) -> str:

@@ -6,8 +6,8 @@ and a JSON schema built from its signature (``int`` -> integer, ``float`` -> num
 without a default is required; ``Args:`` lines of the docstring describe parameters).
 
 Each call runs in a child process of this one (`rlvr.tools._fn_worker`), kept warm between calls
-(one per concurrent call, started on demand; a new process's first call also pays its start, about
-0.1 s), so a function that hangs is killed at its deadline
+(one per concurrent call, started on demand; its start and the function's imports have a deadline
+of their own, `START_TIMEOUT_S`, outside the call's), so a function that hangs is killed at its deadline
 with its whole process group, not abandoned in a thread; the next call gets a fresh process. The
 model's arguments are checked against the schema before anything runs. What the function returns
 is the model's observation (a string as is, a dict or list as JSON, anything else ``str()``);
@@ -50,6 +50,7 @@ from rlvr.tools.base import ToolResult
 __all__ = ["FunctionTool", "json_schema"]
 
 WORKER = Path(__file__).with_name("_fn_worker.py")
+START_TIMEOUT_S = 60.0  # a worker's start and the function's imports (not counted in a call's deadline)
 _JSON = {int: "integer", float: "number", str: "string", bool: "boolean", list: "array", dict: "object",
          tuple: "array"}
 
@@ -151,14 +152,33 @@ def _value_error(v: Any, spec: dict[str, Any]) -> str | None:
     return None
 
 
-class _Proc:
-    """One warm worker process and its pipes."""
+class _StartError(Exception):
+    """A worker process that did not load the function (its reason is the message)."""
 
-    def __init__(self, payload: bytes):
+
+class _Proc:
+    """One warm worker process and its pipes, started and ready (the function loaded).
+
+    Its start (a Python interpreter, the function's imports) is not part of any call's deadline:
+    it has `START_TIMEOUT_S` of its own, so a tool whose imports are slow does not time out on
+    every call (a timeout kills the process, and the next call would start cold again)."""
+
+    def __init__(self, payload: bytes, name: str):
         env = {**os.environ, "PYTHONPATH": os.pathsep.join(p for p in sys.path if p)}
         self.popen = subprocess.Popen([sys.executable, "-u", str(WORKER)], stdin=subprocess.PIPE,
                                       stdout=subprocess.PIPE, start_new_session=True, env=env)
-        self.send_raw(payload)
+        try:
+            self.send_raw(payload)
+            reply = self.recv(time.monotonic() + START_TIMEOUT_S)
+        except TimeoutError:
+            self.kill()
+            raise _StartError(f"its worker process did not load it within {START_TIMEOUT_S:g} s") from None
+        except (OSError, pickle.UnpicklingError, EOFError):
+            reply = None
+        if not reply or reply[0] != "ready":
+            self.kill()
+            why = reply[1].strip() if reply else f"its worker process exited with {self.popen.returncode}"
+            raise _StartError(f"could not load {name} in a worker process: {why}")
 
     def send_raw(self, data: bytes) -> None:
         assert self.popen.stdin is not None
@@ -229,10 +249,23 @@ class FunctionTool:
         if why:
             return ToolResult(f"error: {self.name}: {why}", "error", wall_s=time.monotonic() - t0,
                               info={"reason": "bad_arguments"})
-        proc = self._acquire()
+        for attempt in range(2):  # an idle process that died (OOM-killed, killed from outside): a fresh one
+            try:
+                proc = self._acquire()
+            except _StartError as e:
+                return ToolResult(f"error: {self.name}: {e}", "error", wall_s=time.monotonic() - t0,
+                                  info={"reason": "start_failed"})
+            try:
+                proc.send_raw(pickle.dumps((arguments, self.max_chars)))
+                break
+            except OSError:  # its pipe is closed: the call never reached it
+                self._discard(proc)
+                self.stats["died"] += 1
+                if attempt:
+                    return ToolResult(f"error: {self.name}: its worker process could not take the call", "error",
+                                      replaced=True, wall_s=time.monotonic() - t0, info={"reason": "crashed"})
         try:
-            proc.send_raw(pickle.dumps((arguments, self.max_chars)))
-            reply = proc.recv(t0 + timeout_s)
+            reply = proc.recv(time.monotonic() + timeout_s)
         except TimeoutError:
             self._discard(proc)
             self.stats["killed"] += 1
@@ -260,9 +293,14 @@ class FunctionTool:
             if self._closed:
                 raise RuntimeError(f"tool {self.name} is closed")
             self.stats["calls"] += 1
-            if self._idle:
-                return self._idle.pop()
-        proc = _Proc(self._payload)
+            while self._idle:
+                proc = self._idle.pop()
+                if proc.popen.poll() is None:
+                    return proc
+                self._all.discard(proc)  # it died while idle: its call goes to a live one
+                self.stats["died"] += 1
+                proc.kill()  # closes its pipes (it is already reaped)
+        proc = _Proc(self._payload, self.name)
         with self._lock:
             self._all.add(proc)
         return proc

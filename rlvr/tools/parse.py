@@ -114,6 +114,8 @@ def _hermes_call(body: str, raw: str, closed: bool) -> ToolCall:
         obj = json.loads(body, strict=False)  # raw newlines inside strings (code) are common
     except json.JSONDecodeError as e:
         return ToolCall("", {}, raw, error=f"malformed <tool_call>: invalid JSON ({e.msg} at character {e.pos})")
+    except (ValueError, RecursionError) as e:  # a number over 4300 digits, nesting deeper than the stack
+        return ToolCall("", {}, raw, error=f"malformed <tool_call>: JSON too large to read ({_short(e)})")
     if not isinstance(obj, dict):
         return ToolCall("", {}, raw, error=f"malformed <tool_call>: expected a JSON object, got {type(obj).__name__}")
     name = obj.get("name")
@@ -125,12 +127,18 @@ def _hermes_call(body: str, raw: str, closed: bool) -> ToolCall:
             args = json.loads(args, strict=False) if args.strip() else {}
         except json.JSONDecodeError as e:
             return ToolCall(name, {}, raw, error=f'malformed <tool_call>: "arguments" is not JSON ({e.msg})')
+        except (ValueError, RecursionError) as e:
+            return ToolCall(name, {}, raw, error=f'malformed <tool_call>: "arguments" too large to read ({_short(e)})')
     if args is None:
         args = {}
     if not isinstance(args, dict):
         return ToolCall(name, {}, raw, error=f'malformed <tool_call>: "arguments" must be an object, '
                                              f"got {type(args).__name__}")
     return ToolCall(name.strip(), args, raw)
+
+
+def _short(e: BaseException) -> str:
+    return str(e).split(":")[0][:100]
 
 
 def format_observation(calls: Sequence[ToolCall], results: Sequence[ToolResult]) -> str:

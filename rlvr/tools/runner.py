@@ -8,8 +8,9 @@ pool while the model generates for the others). Nothing the model can write make
   at once to an error result whose text says what is wrong and which tools exist;
 - a call that runs past ``timeout_s`` is stopped by its tool (the sandbox kills the program, a
   function tool's process is killed) and comes back with status "timeout". A `Tool` object that is
-  not one of ours gets a watchdog instead: at ``timeout_s + grace_s`` its result becomes a timeout
-  and its thread is left to finish on its own (a thread cannot be killed; this is logged);
+  not one of ours runs in a thread of its own: at ``timeout_s + grace_s`` its result becomes a
+  timeout, the runner's worker moves on, and the thread is left to finish on its own (a thread
+  cannot be killed; this is logged);
 - output longer than ``max_output_chars`` is cut in the middle, keeping its head and its tail (the
   end of a traceback, the exit status line), with a note of how much was cut (``truncated``);
 - a tool that raises (a bug in a tool, not a mistake of the model) becomes an error result; its
@@ -33,8 +34,7 @@ Try it::
 
 from __future__ import annotations
 
-import heapq
-import itertools
+import dataclasses
 import logging
 import threading
 import time
@@ -111,12 +111,8 @@ class ToolRunner:
         self._counts = dict.fromkeys(COUNTERS, 0)
         self._wall = 0.0
         self._logged: set[str] = set()
-        self._pending: set[Future[ToolResult]] = set()
+        self._pending: dict[Future[ToolResult], Future[None]] = {}  # our future -> the pool's work item
         self._closed = False
-        self._watch: list[tuple[float, int, Future, str]] = []  # (deadline, seq, future, tool name)
-        self._seq = itertools.count()
-        self._wake = threading.Condition(self._lock)
-        self._watcher: threading.Thread | None = None
 
     # ------------------------------------------------------------------ calls
     def submit(self, call: ToolCall, *, timeout_s: float | None = None) -> Future[ToolResult]:
@@ -136,9 +132,10 @@ class ToolRunner:
             return fut
         limit = self.timeout_s if timeout_s is None else float(timeout_s)
         fut.set_running_or_notify_cancel()
-        with self._lock:
-            self._pending.add(fut)
-        self._pool.submit(self._run, tool, call, limit, fut)
+        with self._lock:  # the same lock as close(): a call is either queued before it, or refused
+            if self._closed:
+                raise RuntimeError("ToolRunner is closed")
+            self._pending[fut] = self._pool.submit(self._run, tool, call, limit, fut)
         return fut
 
     def run(self, calls: Iterable[ToolCall]) -> list[ToolResult]:
@@ -147,12 +144,16 @@ class ToolRunner:
 
     def _run(self, tool: Tool, call: ToolCall, limit: float, fut: Future[ToolResult]) -> None:
         t0 = time.monotonic()
-        if not isinstance(tool, _SELF_TIMED):
-            self._arm(t0 + limit + self.grace_s, fut, call.name)
         try:
-            res = tool(call.arguments, timeout_s=limit)
+            if isinstance(tool, _SELF_TIMED):
+                res = tool(call.arguments, timeout_s=limit)
+            else:
+                res = self._run_foreign(tool, call, limit)
             if not isinstance(res, ToolResult):
                 raise TypeError(f"tool {call.name!r} returned {type(res).__name__}, not a ToolResult")
+            if not isinstance(res.output, str) or not isinstance(res.info, dict):  # else _finish fails: no answer
+                raise TypeError(f"tool {call.name!r} returned a ToolResult whose output is "
+                                f"{type(res.output).__name__}, not str (or whose info is not a dict)")
         except Exception as e:  # noqa: BLE001 - a broken tool must not end the episode
             with self._lock:
                 first = call.name not in self._logged
@@ -165,13 +166,13 @@ class ToolRunner:
         self._finish(fut, res, call.name)
 
     def _finish(self, fut: Future[ToolResult], res: ToolResult, name: str | None) -> None:
-        """Cap, count and deliver `res`, unless the watchdog delivered a timeout first."""
+        """Cap, count and deliver `res`, unless the future was answered already (by close)."""
         text, cut = cap_output(res.output, self.max_output_chars, res.info.get("chars"))
         res.output, res.truncated = text, res.truncated or cut
         if name is not None:
             res.info.setdefault("tool", name)
         with self._lock:
-            self._pending.discard(fut)
+            self._pending.pop(fut, None)
             if fut.done():
                 return
             try:
@@ -188,29 +189,30 @@ class ToolRunner:
             c["malformed"] += res.info.get("reason") == "malformed"
             self._wall += res.wall_s
 
-    # ------------------------------------------------------------------ the watchdog
-    def _arm(self, deadline: float, fut: Future[ToolResult], name: str) -> None:
-        with self._wake:
-            heapq.heappush(self._watch, (deadline, next(self._seq), fut, name))
-            if self._watcher is None:
-                self._watcher = threading.Thread(target=self._watchdog, name="rlvr-tool-watchdog", daemon=True)
-                self._watcher.start()
-            self._wake.notify()
+    # ------------------------------------------------------------------ tools that are not ours
+    def _run_foreign(self, tool: Tool, call: ToolCall, limit: float) -> ToolResult:
+        """Run a Tool that may ignore its deadline in a thread of its own, and give up on it at
+        ``limit + grace_s``: the runner's worker is then free for the next call (a worker that
+        waited on it would be lost, and enough such calls would starve every later one)."""
+        box: dict[str, Any] = {}
 
-    def _watchdog(self) -> None:
-        while True:
-            with self._wake:
-                while not self._closed and (not self._watch or self._watch[0][0] > time.monotonic()):
-                    self._wake.wait(None if not self._watch else self._watch[0][0] - time.monotonic())
-                if self._closed:
-                    return
-                deadline, _, fut, name = heapq.heappop(self._watch)
-            if not fut.done():
-                log.warning("tool %r ran past its deadline and cannot be stopped; its thread is left to finish",
-                            name)
-                limit = deadline - self.grace_s
-                self._finish(fut, ToolResult(f"error: {name} did not finish in time and was abandoned", "timeout",
-                                             info={"reason": "abandoned", "deadline": limit}), name)
+        def target() -> None:
+            try:
+                box["res"] = tool(call.arguments, timeout_s=limit)
+            except BaseException as e:  # noqa: BLE001 - SystemExit too: reported, never a lost answer
+                box["exc"] = e if isinstance(e, Exception) else RuntimeError(f"{type(e).__name__}: {e}")
+
+        th = threading.Thread(target=target, name=f"rlvr-tool-{call.name}", daemon=True)
+        th.start()
+        th.join(limit + self.grace_s)
+        if th.is_alive():
+            log.warning("tool %r ran past its deadline and cannot be stopped; its thread is left to finish",
+                        call.name)
+            return ToolResult(f"error: {call.name} did not finish in time and was abandoned", "timeout",
+                              info={"reason": "abandoned", "deadline": limit})
+        if "exc" in box:
+            raise box["exc"]
+        return box["res"]
 
     # ------------------------------------------------------------------ counts and cleanup
     def counts(self) -> dict[str, float]:
@@ -231,16 +233,19 @@ class ToolRunner:
     def close(self) -> None:
         """Stop taking calls; wait for running ones (each ends by its deadline; a foreign tool's is
         abandoned), answer calls that never started with an error, close the tools made from specs."""
-        with self._wake:
+        with self._lock:
             if self._closed:
                 return
             self._closed = True
-            self._wake.notify_all()
-            pending = list(self._pending)
+            pending = dict(self._pending)
         self._pool.shutdown(wait=False, cancel_futures=True)
+        closed = ToolResult("error: the tool runner was closed", "error", info={"reason": "closed"})
+        for fut, work in pending.items():  # queued calls that will never start: answered now, not waited on
+            if work.cancelled():
+                self._finish(fut, dataclasses.replace(closed, info=dict(closed.info)), None)
         wait(pending, timeout=self.timeout_s + self.grace_s)
         for fut in pending:
-            self._finish(fut, ToolResult("error: the tool runner was closed", "error", info={"reason": "closed"}), None)
+            self._finish(fut, dataclasses.replace(closed, info=dict(closed.info)), None)
         for tool in self._owned:
             close = getattr(tool, "close", None)
             if callable(close):

@@ -159,6 +159,15 @@ class EnvConfig:
     def enabled(self) -> bool:
         return bool(self.tools) or self.environment is not None
 
+    def __post_init__(self) -> None:  # one message per bad key, so the error points at its line
+        bad = [f"{k} must be >= {low}, got {v}" for k, v, low in (
+            ("max_turns", self.max_turns, 1), ("max_tokens", self.max_tokens, 1), ("workers", self.workers, 1),
+            ("max_output_chars", self.max_output_chars, 100)) if v is not None and v < low]
+        if self.timeout_s <= 0:
+            bad.append(f"timeout_s must be > 0, got {self.timeout_s}")
+        if bad:
+            raise ValueError("; ".join(bad))
+
 
 @dataclass
 class OptimConfig:
@@ -259,12 +268,6 @@ class TrainConfig:
             problems.append("optim.micro_batch_size must be >= 1")
         if self.env.enabled and self.algo.needs_critic:
             problems.append(EPISODES_WITH_CRITIC)
-        e = self.env
-        if (e.max_turns is not None and e.max_turns < 1) or (e.max_tokens is not None and e.max_tokens < 1) \
-                or e.timeout_s <= 0 or e.max_output_chars < 100 or e.workers < 1:
-            problems.append(f"env.max_turns, env.max_tokens and env.workers must be >= 1, env.max_output_chars "
-                            f">= 100 and env.timeout_s > 0, got {e.max_turns}, {e.max_tokens}, {e.workers}, "
-                            f"{e.max_output_chars} and {e.timeout_s}")
         if problems:
             raise ValueError("; ".join(problems))
 

@@ -167,6 +167,7 @@ def build_episodes(cfg: Any, task: Any, tokenizer: Any) -> Any:
     return environments.build_episodes(cfg.env, task, tokenizer, env=env)
 
 
+
 def build_optimizer(cfg: Any, model: Any, total_updates: int, lr: float | None = None) -> tuple[Any, Any]:
     """AdamW over the trainable parameters and a transformers LR schedule with linear warmup
     (`lr` overrides ``optim.lr``, e.g. for PPO's critic)."""

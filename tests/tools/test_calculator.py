@@ -61,3 +61,19 @@ def test_tool_results_are_data():
     assert calc({}, timeout_s=1).status == "error"
     assert "unexpected argument 'x'" in calc({"expression": "1", "x": 2}, timeout_s=1).output
     assert calc({"expression": 12}, timeout_s=1).status == "error"  # not a string
+
+
+def test_results_past_pythons_4300_digit_str_limit_print():
+    """A result within the 20,000-bit bound can have ~6000 digits; ``str(int)`` refuses more than
+    4300, which made the calculator raise (a tool bug) instead of answering."""
+    import sys
+
+    big = Calculator()({"expression": "(2**9999)*(2**9999)"}, timeout_s=5)
+    tiny = Calculator()({"expression": "1/2**9999"}, timeout_s=5)
+    assert big.status == tiny.status == "ok" and len(big.output) == 6020 and len(tiny.output) == 10001
+    old = sys.get_int_max_str_digits()
+    sys.set_int_max_str_digits(0)
+    try:
+        assert big.output == str(2**19998) and tiny.output == "0." + str(5**9999).zfill(9999)
+    finally:
+        sys.set_int_max_str_digits(old)

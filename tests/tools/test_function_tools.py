@@ -193,3 +193,67 @@ def test_flood_crash_exception_and_prints():
         for t in tools:
             t.close()
     assert warm and not any(_alive(p) for p in warm)  # close() killed the warm workers
+
+
+def test_a_slow_start_is_not_part_of_the_calls_deadline_and_a_failed_load_says_why(tmp_path, monkeypatch):
+    """The worker's start (the function's imports) has a deadline of its own: a tool whose imports
+    take longer than timeout_s used to time out on every call (each timeout killed the process, so
+    the next call started cold). A function the worker cannot load says why instead of "crashed"."""
+    import importlib
+
+    (tmp_path / "slow_import.py").write_text("import time\ntime.sleep(2)\nVALUE = 7\n")
+    (tmp_path / "parent_only.py").write_text("VALUE = 8\n")
+    monkeypatch.syspath_prepend(str(tmp_path))
+    slow, parent_only = importlib.import_module("slow_import"), importlib.import_module("parent_only")
+    (tmp_path / "parent_only.py").unlink()  # the worker cannot import it any more
+
+    def seven() -> int:
+        return slow.VALUE
+
+    def eight() -> int:
+        return parent_only.VALUE
+
+    tools = [FunctionTool(seven), FunctionTool(eight)]
+    try:
+        res = tools[0]({}, timeout_s=1)
+        assert (res.status, res.output) == ("ok", "7"), res
+        bad = tools[1]({}, timeout_s=30)
+        assert bad.status == "error" and bad.info["reason"] == "start_failed"
+        assert "could not load eight in a worker process" in bad.output and "parent_only" in bad.output
+    finally:
+        for t in tools:
+            t.close()
+
+
+def test_a_worker_that_died_while_idle_is_replaced_before_the_call():
+    """A warm worker killed between calls (the OOM killer, a kill from outside) is not the model's
+    fault: its next call runs in a fresh process instead of coming back as "crashed"."""
+    import os
+    import signal
+
+    def double(x: int) -> int:
+        return 2 * x
+
+    tool = FunctionTool(double)
+    try:
+        assert tool({"x": 1}, timeout_s=60).output == "2"
+        (pid,) = tool.pids()
+        os.kill(pid, signal.SIGKILL)
+        end = time.monotonic() + 10
+        while _alive(pid) and time.monotonic() < end:
+            time.sleep(0.05)
+        res = tool({"x": 21}, timeout_s=60)
+        assert (res.status, res.output) == ("ok", "42"), res
+        assert tool.stats["died"] == 1 and len(tool.pids()) == 1 and tool.pids() != [pid]
+    finally:
+        tool.close()
+
+
+def test_a_function_without_a_json_schema_is_refused_by_the_config_check(tmp_path):
+    """check_tool_spec (the config check, before any model loads) builds the function's schema:
+    a positional-only parameter used to pass it and fail later, after the model loaded."""
+    from rlvr.tools.builtin import ToolSpecError, check_tool_spec
+
+    (tmp_path / "posonly.py").write_text("def posonly(x: int, /) -> int:\n    return x\n")
+    with pytest.raises(ToolSpecError, match="positional-only parameter 'x' cannot take JSON arguments"):
+        check_tool_spec(f"{tmp_path}/posonly.py:posonly")

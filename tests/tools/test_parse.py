@@ -97,3 +97,14 @@ def test_format_observation_matches_the_call_format():
     tag = ToolCall("calculator", {"expression": "1"}, '<tool_call>{"name": "calculator"}</tool_call>')
     text = format_observation([fence, tag], [ToolResult("1\n"), ToolResult("1", "ok")])
     assert text == "```output\n1\n```\n<tool_response>\n1\n</tool_response>\n"
+
+
+def test_json_past_the_parsers_limits_is_a_malformed_call_not_an_exception():
+    """A 5000-digit number or nesting deeper than the stack made json.loads raise ValueError or
+    RecursionError, which escaped parse_calls and stopped the run: the model's text, never an error."""
+    huge = '<tool_call>{"name": "calculator", "arguments": {"expression": ' + "1" * 5000 + "}}</tool_call>"
+    deep = '<tool_call>{"name": "c", "arguments": ' + "[" * 100_000 + "]" * 100_000 + "}</tool_call>"
+    deep_str = '<tool_call>{"name": "c", "arguments": "' + "[" * 100_000 + "]" * 100_000 + '"}</tool_call>'
+    for text in (huge, deep, deep_str):
+        (call,) = parse_calls(text, ["hermes"])
+        assert call.error is not None and "too large to read" in call.error, call.error

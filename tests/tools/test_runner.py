@@ -134,3 +134,62 @@ def test_closed_runner_refuses_and_options_are_checked():
         ToolRunner(["calculator", "calculator"])
     with pytest.raises(ValueError, match="timeout_s > 0"):
         ToolRunner(["calculator"], timeout_s=0)
+
+
+def test_close_answers_queued_calls_at_once_while_a_running_call_finishes():
+    """Calls still queued when the runner closes never start: they are answered "closed" at once,
+    not after the running calls' deadline (close used to wait timeout_s + grace_s on them)."""
+    stuck = Stuck()
+    r = ToolRunner([stuck], workers=1, timeout_s=60, grace_s=60)
+    running = r.submit(ToolCall("stuck", {}))
+    queued = [r.submit(ToolCall("stuck", {})) for _ in range(2)]
+    closer = threading.Thread(target=r.close, daemon=True)
+    closer.start()
+    try:
+        for f in queued:
+            res = f.result(30)  # before the running call is released
+            assert res.status == "error" and res.info["reason"] == "closed"
+        assert not running.done()
+    finally:
+        stuck.release.set()
+    closer.join(30)
+    assert not closer.is_alive() and running.result().output == "late"
+
+
+def test_foreign_tools_that_ignore_their_deadline_do_not_starve_later_calls():
+    """An abandoned foreign call gives its runner worker back: with one worker, a second stuck call
+    and a calculator call behind it still get their answers (the worker used to stay blocked on
+    the first call, so every later call waited for it), and a tool that calls sys.exit is an error."""
+
+    class Exits:
+        name, description, parameters = "exits", "Calls sys.exit.", {"type": "object"}
+
+        def __call__(self, arguments, *, timeout_s):
+            raise SystemExit(3)
+
+    stuck = Stuck()
+    r = ToolRunner([stuck, Exits(), "calculator"], workers=1, timeout_s=0.2, grace_s=0.2)
+    try:
+        futs = [r.submit(ToolCall("stuck", {})) for _ in range(2)]
+        futs += [r.submit(ToolCall("exits", {})), r.submit(ToolCall("calculator", {"expression": "6*7"}))]
+        res = [f.result(20) for f in futs]
+        assert [x.status for x in res] == ["timeout", "timeout", "error", "ok"] and res[3].output == "42"
+        assert "SystemExit: 3" in res[2].output
+    finally:
+        stuck.release.set()
+        r.close()
+
+
+def test_a_tool_result_with_non_text_output_is_an_error_not_a_lost_answer():
+    """A foreign tool returning ToolResult(42) broke the output cap after the call, so its future
+    was never answered and the episode waited for ever."""
+
+    class Number:
+        name, description, parameters = "number", "Returns a number as output.", {"type": "object"}
+
+        def __call__(self, arguments, *, timeout_s):
+            return ToolResult(42)
+
+    with ToolRunner([Number()]) as r:
+        res = r.submit(ToolCall("number", {})).result(20)
+    assert res.status == "error" and "output is int, not str" in res.output
