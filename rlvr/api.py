@@ -234,7 +234,7 @@ class GRPOTrainer:
         if env is None and not objects:
             return self.task  # names only: the config's env section says it all
         if env is None and e.environment is None:
-            env = ToolEnvironment((*e.tools, *objects), tuple(e.formats), **e.options)
+            env = ToolEnvironment((*e.tools, *objects), None if e.formats is None else tuple(e.formats), **e.options)
         elif env is None:
             raise InputError("tools: function and Tool objects go with env=None or an Environment object; "
                              f"for env.environment={e.environment!r} list them in its `tools`")

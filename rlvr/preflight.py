@@ -148,16 +148,16 @@ def check_env(e: Any, bad: Any, own_environment: bool = False) -> None:
     from rlvr.tools.parse import STOPS
 
     if e.tools or e.environment is not None:
-        for fmt in e.formats:
+        for fmt in e.formats or ():
             if fmt not in STOPS:
                 bad("formats", f"unknown call format {fmt!r}{_close(fmt, list(STOPS))} (known: {', '.join(STOPS)})")
     if e.environment is not None:
         _environment_class(e, bad)
-    elif e.tools and e.options and set(e.formats) <= set(STOPS) and not own_environment:
+    elif e.tools and e.options and set(e.formats or ()) <= set(STOPS) and not own_environment:
         from rlvr.rollout.episodes import ToolEnvironment  # the options go to the built-in environment
 
         try:
-            ToolEnvironment(tuple(e.tools), tuple(e.formats), **e.options)
+            ToolEnvironment(tuple(e.tools), None if e.formats is None else tuple(e.formats), **e.options)
         except TypeError as err:
             bad("options", f"ToolEnvironment does not take these options {sorted(e.options)} (it takes "
                 f"observation and around): {err}")

@@ -23,7 +23,8 @@ concurrently, observations) instead of sampling G completions. Each completion i
 episode after the prompt, observation tokens included with logprob 0 and loss mask 0;
 ``ScoredGroup.trajectories`` holds the turns, and the verifier scores ``env.verifier_text``
 (the model's turns without observations, by default). Shaping and truncation read the episode's
-token budget (``env.max_tokens``) where single turns read ``max_new_tokens``.
+token budget (``env.max_tokens``) where single turns read ``max_new_tokens``. A round of episodes
+is one loop (``chunks`` is ignored; ``chunk_prompts`` still splits it).
 
 Inputs are explicit (sampler, scorer, prompts, plan, seed in the prompts, policy version), so a
 producer thread can call it as well as the training loop.
@@ -124,7 +125,10 @@ def _round(sampler: Any, scorer: Any, batch: PromptBatch, plan: RolloutPlan, ver
            on_chunk: Callable[[int], None] | None, stats: EpisodeStats | None) -> list[ScoredGroup]:
     """One round: generate in chunks, each scored while the next generates; shape; mask."""
     n, count = plan.n, len(batch)
-    size = plan.chunk_prompts or -(-count // max(1, min(plan.chunks, count)))
+    # Episodes already overlap tool calls with generation inside one loop: splitting a round into
+    # chunks would only run their episodes one chunk after another.
+    chunks = 1 if plan.episodes is not None else plan.chunks
+    size = plan.chunk_prompts or -(-count // max(1, min(chunks, count)))
     pending = []
     for k, lo in enumerate(range(0, count, max(size, 1))):
         hi = min(lo + size, count)

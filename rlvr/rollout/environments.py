@@ -45,7 +45,7 @@ def build_environment(ecfg: Any, task: Any) -> Any:
         if env is None and ecfg.tools:
             from rlvr.rollout.episodes import ToolEnvironment
 
-            env = ToolEnvironment(tuple(ecfg.tools), tuple(ecfg.formats), **ecfg.options)
+            env = ToolEnvironment(tuple(ecfg.tools), _formats(ecfg.formats), **ecfg.options)
     if env is not None:
         env.max_turns = ecfg.max_turns if ecfg.max_turns is not None else env.max_turns
         env.max_tokens = ecfg.max_tokens if ecfg.max_tokens is not None else env.max_tokens
@@ -85,3 +85,8 @@ def _start_sandboxes(runner: Any) -> None:
                 runner.close()
                 raise RuntimeError(f"env.sandbox={tool._spec!r}: the python tool's sandbox did not start: "
                                    f"{type(err).__name__}: {err}") from err
+
+
+def _formats(formats: Any) -> tuple[str, ...] | None:
+    """The config's ``env.formats`` (None: the environment derives them from its tools)."""
+    return None if formats is None else tuple(formats)

@@ -256,7 +256,8 @@ class ToolEnvironment(Environment):
     """The default environment: tool calls parsed from the model's turn, run, results shown.
 
     tools: the tools the episodes may call (names or specs for `rlvr.tools.runner.ToolRunner`).
-    formats: call formats to parse (keys of `rlvr.tools.parse.STOPS`: "python_fence", "hermes").
+    formats: call formats to parse (keys of `rlvr.tools.parse.STOPS`: "python_fence", "hermes");
+    None: from the tools (`rlvr.tools.parse.default_formats`).
     observation: a template for each result (``{output}``, ``{name}``, ``{status}``); None shows
     each result in its call's format (`rlvr.tools.parse.format_observation`: an ``output`` fence
     after a python block, ``<tool_response>`` tags after a ``<tool_call>``).
@@ -266,11 +267,12 @@ class ToolEnvironment(Environment):
     the text become special tokens, as the chat template would write them).
     """
 
-    def __init__(self, tools: Sequence[Any] = ("python",), formats: Sequence[str] = ("python_fence", "hermes"),
+    def __init__(self, tools: Sequence[Any] = ("python",), formats: Sequence[str] | None = None,
                  max_turns: int = 4, max_tokens: int = 512, observation: str | None = None,
                  around: str = "{results}"):
-        from rlvr.tools.parse import STOPS, stops_for
+        from rlvr.tools.parse import STOPS, default_formats, stops_for
 
+        formats = default_formats(tools) if formats is None else formats
         unknown = [f for f in formats if f not in STOPS]
         if unknown or not formats:
             raise ValueError(f"ToolEnvironment: unknown call format(s) {unknown or list(formats)}; "

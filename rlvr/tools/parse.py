@@ -36,7 +36,7 @@ from collections.abc import Sequence
 
 from rlvr.tools.base import ToolCall, ToolResult
 
-__all__ = ["FORMATS", "STOPS", "format_observation", "parse_calls", "stops_for"]
+__all__ = ["FORMATS", "STOPS", "default_formats", "format_observation", "parse_calls", "stops_for"]
 
 FORMATS = ("python_fence", "hermes")
 
@@ -52,6 +52,19 @@ _PY_TAGS = ("python", "py", "python3")
 # opening one such as ```output), or the end of the text: an unclosed block.
 _FENCE = re.compile(r"```[ \t]*([A-Za-z0-9_+-]*)[^\n]*\n(.*?)(^[ \t]*```(?![A-Za-z0-9_+-])|\Z)", re.DOTALL | re.M)
 _HERMES = re.compile(r"<tool_call>(.*?)(</tool_call>|\Z)", re.DOTALL)
+
+
+def default_formats(tools: Sequence[object]) -> tuple[str, ...]:
+    """The call formats to read when none are given: ``python_fence`` when ``python`` is one of the
+    tools, ``hermes`` when any other tool is (so a run without the python tool does not end turns at
+    every closing fence, nor answer code blocks with "unknown tool"); both when there are none.
+
+    >>> default_formats(["python"]), default_formats(["calculator"]), default_formats(["python", "calculator"])
+    (('python_fence',), ('hermes',), ('python_fence', 'hermes'))
+    """
+    names = [t if isinstance(t, str) else getattr(t, "name", None) for t in tools]
+    out = (("python_fence",) if "python" in names else ()) + (("hermes",) if any(n != "python" for n in names) else ())
+    return out or FORMATS
 
 
 def stops_for(formats: Sequence[str]) -> tuple[str, ...]:

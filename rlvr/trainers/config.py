@@ -140,8 +140,9 @@ class EnvConfig:
     # "path/to/file.py:function" / "module:function".
     tools: list[str] = field(default_factory=list)
     # Call formats read from model turns: python_fence (```python blocks run by the python tool)
-    # and hermes (<tool_call>{"name": ..., "arguments": {...}}</tool_call>).
-    formats: list[str] = field(default_factory=lambda: ["python_fence", "hermes"])
+    # and hermes (<tool_call>{"name": ..., "arguments": {...}}</tool_call>). None = from the tools:
+    # python_fence when `python` is one of them, hermes when any other tool is.
+    formats: list[str] | None = None
     # Model turns per episode, and the episode's budget of tokens after the prompt (model and
     # observation tokens together; rollout.max_new_tokens caps each model turn). None = the
     # environment's own (ToolEnvironment: 4 turns, 512 tokens).

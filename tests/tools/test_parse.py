@@ -108,3 +108,21 @@ def test_json_past_the_parsers_limits_is_a_malformed_call_not_an_exception():
     for text in (huge, deep, deep_str):
         (call,) = parse_calls(text, ["hermes"])
         assert call.error is not None and "too large to read" in call.error, call.error
+
+
+def test_formats_default_to_the_tools_given():
+    """Without the python tool a run must not end turns at every closing fence (nor answer code
+    blocks with "unknown tool 'python'"): the formats follow the tools unless given."""
+    from rlvr.rollout.environments import build_environment
+    from rlvr.rollout.episodes import ToolEnvironment
+    from rlvr.tools.parse import default_formats
+    from rlvr.trainers.config import EnvConfig
+
+    assert default_formats(["calculator", "my_tools.py:f"]) == ("hermes",)
+    assert default_formats(["python"]) == ("python_fence",)
+    assert default_formats(["python", "calculator"]) == ("python_fence", "hermes")
+    assert ToolEnvironment(["calculator"]).stop == ("</tool_call>",)
+    env = build_environment(EnvConfig(tools=["calculator"]), task=None)
+    assert env.formats == ("hermes",) and "\n```\n" not in env.stop
+    assert build_environment(EnvConfig(tools=["calculator"], formats=["python_fence", "hermes"]),
+                             task=None).formats == ("python_fence", "hermes")

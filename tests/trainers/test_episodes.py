@@ -206,6 +206,24 @@ def test_collect_with_episodes_masks_observations_and_scores_model_text(policy, 
     assert metrics["eval/accuracy"] == 1.0 and metrics["eval/tools/calls_per_episode"] >= 1
 
 
+def test_a_round_of_episodes_is_one_loop_whatever_the_chunks(policy, runner, monkeypatch):
+    """rollout.chunks splits single-turn generation so scoring overlaps it; episodes overlap tools
+    with generation inside one loop, so chunks would only play them one chunk after another."""
+    import rlvr.rollout.episodes as episodes
+
+    loops = []
+    real = episodes.run_episodes
+    monkeypatch.setattr(episodes, "run_episodes", lambda *a, **k: loops.append(len(a[3])) or real(*a, **k))
+    _, tok, sampler = policy
+    setup = EpisodeSetup(CallEveryTurn(max_turns=2, max_tokens=40), runner, tok)
+    samples = [Sample(prompt="q", answer=1, metadata={"opens": False})] * 4
+    batch = PromptBatch(samples, ["Q: 1 + 1 =", "Q: 2 + 5 =", "Q: 3 + 3 =", "Q: 4 + 1 ="], seed=3)
+    with Scorer(_mentions_count, workers=0) as scorer:
+        out = collect(sampler, scorer, batch, RolloutPlan(n=2, chunks=2, params=SamplingParams(max_new_tokens=5,
+                                                          stop=STOPS), episodes=setup))
+    assert loops == [8] and len(out.groups) == 4
+
+
 def test_observation_tokens_leave_the_gradient_unchanged(policy):
     """Observations are out of the policy loss, the KL and the entropy: changing every
     observation's logprobs (sampler, old, reference) and per-token advantages, and the ids of a
