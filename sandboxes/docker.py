@@ -273,7 +273,9 @@ class DockerSandbox:
         timeout_s: float = 10.0,
         memory_mb: int = 512,
     ) -> ExecResult:
-        """Run one program in a warm container; failures of the sandbox come back as `error`."""
+        """Run one program in a warm container; failures of the sandbox come back as `error`. A job
+        whose container was lost before it answered runs once more in another; its result then
+        carries ``info["lost"]`` (why the first container was lost)."""
         blobs = [code.encode("utf-8", "surrogateescape"), _as_bytes(stdin or b"")]
         names = []
         for name, data in (files or {}).items():
@@ -292,6 +294,7 @@ class DockerSandbox:
             "files": names,
         }
         t0 = time.monotonic()
+        lost = None  # why the first container was lost, when the job had to run again
         for attempt in range(2):  # a container lost before it could take the job: one more try
             slot = self._acquire()
             req["id"] = job_id = secrets.token_hex(16)
@@ -307,6 +310,7 @@ class DockerSandbox:
             except ChannelError as e:
                 self._lost(slot, str(e))
                 if attempt == 0 and not self.closed:
+                    lost = str(e)[:200]
                     continue
                 return ExecResult(
                     None, wall_s=time.monotonic() - t0, error="sandbox_lost", info={"why": str(e)}
@@ -316,6 +320,8 @@ class DockerSandbox:
                 raise
             self.stats["jobs"] += 1
             self._release(slot)
+            if lost is not None:  # callers can tell that a container died under this job
+                result.info["lost"] = lost
             return result
         raise AssertionError("unreachable")
 

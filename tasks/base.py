@@ -113,6 +113,11 @@ class Task:
         """The prompt the policy sees for `sample`."""
         return render(self.template, sample.prompt, tokenizer)
 
+    def environment(self) -> Any:
+        """The task's own multi-turn environment (an `rlvr.rollout.trajectory.Environment`), or
+        None for single-turn completions (the default). A config's ``env.environment`` replaces it."""
+        return None
+
     def verifier(self) -> Combined:
         """The task's weighted verifier (picklable, so it can go to scoring workers)."""
         specs = {k: (k, dict(self.verifier_options.get(k, {}))) for k in self.verifiers}

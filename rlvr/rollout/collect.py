@@ -17,6 +17,14 @@ What one call does, in order:
    rewards) or the shaped rewards (``filter_on="reward"``). Still short: tied groups fill the batch.
 `evaluate` is the held-out form: greedy by default, no shaping or filtering, summary metrics.
 
+Multi-turn episodes: a plan with ``episodes`` (an `rlvr.rollout.episodes.EpisodeSetup`) plays G
+episodes per prompt (`rlvr.rollout.episodes.run_episodes`: model turns, tool calls run
+concurrently, observations) instead of sampling G completions. Each completion is then the whole
+episode after the prompt, observation tokens included with logprob 0 and loss mask 0;
+``ScoredGroup.trajectories`` holds the turns, and the verifier scores ``env.verifier_text``
+(the model's turns without observations, by default). Shaping and truncation read the episode's
+token budget (``env.max_tokens``) where single turns read ``max_new_tokens``.
+
 Inputs are explicit (sampler, scorer, prompts, plan, seed in the prompts, policy version), so a
 producer thread can call it as well as the training loop.
 
@@ -47,6 +55,7 @@ from typing import Any, Literal
 
 import torch
 
+from rlvr.rollout.episodes import EpisodeStats, episode_groups, episode_metrics
 from rlvr.rollout.records import PromptBatch, RolloutStats, ScoredGroup
 from rlvr.samplers.base import SamplingParams
 
@@ -68,6 +77,7 @@ class RolloutPlan:
     filter_on: Literal["passed", "reward"] = "passed"
     max_extra_rounds: int = 0
     quota: int | None = None  # groups wanted with dynamic sampling (default: the first round's prompts)
+    episodes: Any = None  # rlvr.rollout.episodes.EpisodeSetup: multi-turn episodes instead of completions
 
     @classmethod
     def from_algo(cls, algo: Any, n: int, params: SamplingParams, chunks: int = 1, **kw: Any) -> RolloutPlan:
@@ -111,7 +121,7 @@ def tied(group: ScoredGroup, on: str = "reward") -> bool:
 
 
 def _round(sampler: Any, scorer: Any, batch: PromptBatch, plan: RolloutPlan, version: int,
-           on_chunk: Callable[[int], None] | None) -> list[ScoredGroup]:
+           on_chunk: Callable[[int], None] | None, stats: EpisodeStats | None) -> list[ScoredGroup]:
     """One round: generate in chunks, each scored while the next generates; shape; mask."""
     n, count = plan.n, len(batch)
     size = plan.chunk_prompts or -(-count // max(1, min(plan.chunks, count)))
@@ -119,20 +129,26 @@ def _round(sampler: Any, scorer: Any, batch: PromptBatch, plan: RolloutPlan, ver
     for k, lo in enumerate(range(0, count, max(size, 1))):
         hi = min(lo + size, count)
         params = plan.params if batch.seed is None else dataclasses.replace(plan.params, seed=batch.seed + k)
-        groups = sampler.generate(list(batch.prompts[lo:hi]), n=n, params=params)
-        texts = [c.text for g in groups for c in g.completions]
-        pending.append((lo, groups, scorer.submit(texts, [s for s in batch.samples[lo:hi] for _ in range(n)])))
+        prompts, samples = list(batch.prompts[lo:hi]), list(batch.samples[lo:hi])
+        if plan.episodes is None:
+            groups, trajs = sampler.generate(prompts, n=n, params=params), [[] for _ in prompts]
+            texts = [c.text for g in groups for c in g.completions]
+        else:
+            groups, trajs = episode_groups(sampler, plan.episodes, prompts, samples, n, params, stats)
+            texts = [plan.episodes.env.verifier_text(t) for ts in trajs for t in ts]
+        pending.append((lo, groups, trajs, scorer.submit(texts, [s for s in samples for _ in range(n)])))
         if on_chunk is not None:
             on_chunk(hi - lo)
     out = []
-    for lo, groups, future in pending:  # verifier work for earlier chunks ran during generation
+    limit = plan.params.max_new_tokens if plan.episodes is None else plan.episodes.env.max_tokens
+    for lo, groups, trajs, future in pending:  # verifier work for earlier chunks ran during generation
         scores = list(future.result())
         for b, g in enumerate(groups):
             sg = ScoredGroup(batch.samples[lo + b], batch.prompts[lo + b], list(g.prompt_token_ids), list(g.completions),
-                             scores[b * n:(b + 1) * n], index=batch.index(lo + b), policy_version=version)
+                             scores[b * n:(b + 1) * n], index=batch.index(lo + b), policy_version=version,
+                             trajectories=trajs[b])
             lengths = torch.tensor(sg.lengths)
-            sg.shaped = overlong_shaping(sg.rewards, lengths, plan.params.max_new_tokens, plan.overlong_buffer,
-                                         plan.overlong_penalty)
+            sg.shaped = overlong_shaping(sg.rewards, lengths, limit, plan.overlong_buffer, plan.overlong_penalty)
             if plan.mask_truncated:
                 sg.mask_truncated()
             out.append(sg)
@@ -156,14 +172,14 @@ def collect(
     stop drawing together); None for one process. on_chunk: called with each chunk's prompt count.
     """
     draw = prompts if callable(prompts) else (lambda r: prompts)
-    stats = RolloutStats()
+    stats = RolloutStats(episodes=EpisodeStats() if plan.episodes is not None else None)
     kept: list[ScoredGroup] = []
     spare: list[ScoredGroup] = []
     seen: list[ScoredGroup] = []
     quota = plan.quota
     while True:
         batch = draw(stats.rounds)
-        groups = _round(sampler, scorer, batch, plan, policy_version, on_chunk)
+        groups = _round(sampler, scorer, batch, plan, policy_version, on_chunk, stats.episodes)
         quota = len(batch) if quota is None else quota
         seen += groups
         stats.rounds += 1
@@ -193,14 +209,20 @@ def evaluate(
     n: int = 1,
     chunk_prompts: int | None = None,
     on_chunk: Callable[[int], None] | None = None,
+    episodes: Any = None,
 ) -> tuple[list[ScoredGroup], dict[str, float]]:
     """Held-out evaluation: the groups and {eval/accuracy, eval/reward, eval/reward/<component>}.
 
     accuracy is the fraction of completions the primary verifier passes (greedy, n=1: of prompts).
+    episodes: an `rlvr.rollout.episodes.EpisodeSetup` to evaluate multi-turn episodes; the metrics
+    then also hold the episodes' tool and turn metrics (`episode_metrics`) under ``eval/``.
     """
-    plan = RolloutPlan(n=n, params=params, chunk_prompts=chunk_prompts)
+    plan = RolloutPlan(n=n, params=params, chunk_prompts=chunk_prompts, episodes=episodes)
     groups = collect(sampler, scorer, batch, plan, on_chunk=on_chunk).groups
-    return groups, eval_metrics(groups)
+    out = eval_metrics(groups)
+    if episodes is not None:
+        out.update(episode_metrics([t for g in groups for t in g.trajectories], prefix="eval/"))
+    return groups, out
 
 
 def eval_metrics(groups: Sequence[ScoredGroup], prefix: str = "eval/") -> dict[str, float]:

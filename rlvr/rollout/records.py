@@ -5,7 +5,10 @@
 - `ScoredGroup`: the G scored completions of one prompt, with everything training, logging and
   evaluation read from them: the sampler's completions (text, token ids, logprobs, finish reason),
   the policy version that produced them, a per-token loss mask, the verifier's `Score`s (reward,
-  ``passed``, rewards per component, the typed hacking flag) and the shaped rewards.
+  ``passed``, rewards per component, the typed hacking flag) and the shaped rewards. For
+  multi-turn episodes (`rlvr.rollout.episodes`) each completion is a whole episode after the
+  prompt (observation tokens included, logprob 0 and loss mask 0 there) and ``trajectories``
+  holds the episodes' turns.
 - `RolloutStats`: what `rlvr.rollout.collect` reports about a collection (dropped groups, rounds).
 
 What it does not do: sample, score or shape (see `rlvr.rollout.collect`), or build tensors for the
@@ -30,6 +33,7 @@ from typing import Any
 
 import torch
 
+from rlvr.rollout.trajectory import Trajectory
 from rlvr.samplers.base import Completion
 from rlvr.verifiers.base import Sample, Score
 
@@ -72,14 +76,20 @@ class ScoredGroup:
     # (G,) verifier rewards plus shaping (DAPO's overlong penalty); the verifier's when unshaped
     shaped: torch.Tensor | None = None
     # per completion, one weight per completion token: 1 trains on it, 0 leaves it out of the loss
-    # (all ones today; truncated completions are zeroed when the preset masks them)
+    # (all ones for single turns; 0 on observation tokens of episodes; truncated completions are
+    # zeroed when the preset masks them)
     loss_masks: list[list[float]] = field(default_factory=list)
+    # multi-turn episodes: the trajectory behind each completion (empty for single-turn groups)
+    trajectories: list[Trajectory] = field(default_factory=list)
 
     def __post_init__(self) -> None:
         if len(self.scores) != len(self.completions):
             raise ValueError(f"ScoredGroup: {len(self.completions)} completions but {len(self.scores)} scores")
+        if self.trajectories and len(self.trajectories) != len(self.completions):
+            raise ValueError(f"ScoredGroup: {len(self.completions)} completions but {len(self.trajectories)} trajectories")
         if not self.loss_masks:
-            self.loss_masks = [[1.0] * len(c.token_ids) for c in self.completions]
+            self.loss_masks = ([t.loss_mask for t in self.trajectories] if self.trajectories else
+                               [[1.0] * len(c.token_ids) for c in self.completions])
         if self.shaped is None:
             self.shaped = self.rewards
 
@@ -136,14 +146,17 @@ class ScoredGroup:
         self.loss_masks = [[0.0] * len(m) if t else m for m, t in zip(self.loss_masks, self.truncated)]
 
     def records(self) -> list[dict[str, Any]]:
-        """One JSON-ready row per completion (what rollouts.jsonl holds)."""
+        """One JSON-ready row per completion (what rollouts.jsonl holds); an episode's row also
+        carries its turns (``episode``: end, tool wait, each turn's text, calls and results)."""
         out = []
-        for c, s, r in zip(self.completions, self.scores, self.shaped.tolist()):
+        for i, (c, s, r) in enumerate(zip(self.completions, self.scores, self.shaped.tolist())):
             info = dict(s.info or {})
             out.append({"index": self.index, "prompt": self.prompt, "completion": c.text, "answer": self.sample.answer,
                         "reward": r, "rewards": info.pop("rewards", {}), "passed": s.passed,
                         "finish_reason": c.finish_reason, "length": len(c.token_ids),
                         "policy_version": self.policy_version, "info": info})
+            if self.trajectories:
+                out[-1]["episode"] = self.trajectories[i].to_dict()
         return out
 
 
@@ -156,7 +169,11 @@ class RolloutStats:
     zero_var: int = 0  # seen groups whose shaped rewards all tie (advantage 0: no learning signal)
     dropped: int = 0  # groups dynamic sampling left out because their filter values all tie
     rounds: int = 0  # generation rounds (1 without dynamic sampling)
+    episodes: Any = None  # rlvr.rollout.episodes.EpisodeStats when the plan ran episodes
 
     def metrics(self) -> dict[str, float]:
-        return {"groups/zero_var_frac": self.zero_var / max(self.seen, 1), "groups/dropped": float(self.dropped),
-                "groups/sampling_rounds": float(self.rounds)}
+        out = {"groups/zero_var_frac": self.zero_var / max(self.seen, 1), "groups/dropped": float(self.dropped),
+               "groups/sampling_rounds": float(self.rounds)}
+        if self.episodes is not None:  # seconds generation stood still because every episode waited on tools
+            out["tools/blocked_s"] = self.episodes.blocked_s
+        return out

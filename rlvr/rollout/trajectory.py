@@ -124,12 +124,14 @@ class Environment:
 
     ``stop``: strings that end a model turn (e.g. ``"</tool_call>"``), added to the sampler's.
     ``max_turns``: model turns per episode. ``max_tokens``: the episode's budget of tokens after
-    the prompt, model and observation tokens together.
+    the prompt, model and observation tokens together. ``tools``: the tools its calls may name
+    (names or specs for `rlvr.tools.runner.ToolRunner`; the trainer builds the runner with them).
     """
 
     stop: tuple[str, ...] = ()
     max_turns: int = 4
     max_tokens: int = 512
+    tools: tuple[Any, ...] = ()
 
     def respond(self, trajectory: Trajectory, sample: Any) -> Done | Observation | ToolCalls:
         """The environment's answer to the trajectory's last model turn."""
@@ -138,3 +140,7 @@ class Environment:
     def observe(self, calls: list[ToolCall], results: list[ToolResult], sample: Any) -> str:
         """The observation text for finished tool calls (default: each result's output, in order)."""
         return "".join(r.output for r in results)
+
+    def verifier_text(self, trajectory: Trajectory) -> str:
+        """What the task's verifier scores (default: the model's turns, without observations)."""
+        return trajectory.model_text

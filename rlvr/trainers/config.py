@@ -32,6 +32,7 @@ from rlvr.presets import AlgoConfig, get_preset, preset_tree
 __all__ = [
     "CheckpointConfig",
     "CriticConfig",
+    "EnvConfig",
     "LoggingConfig",
     "LoraConfig",
     "ModelConfig",
@@ -125,6 +126,40 @@ class RolloutConfig:
 
 
 @dataclass
+class EnvConfig:
+    # Multi-turn episodes (docs/tools.md): the model's turns alternate with tool results or another
+    # environment's observations until a final answer, the turn limit or the token budget.
+    # Observation tokens are in the sequence but out of the loss. Off unless `tools` or
+    # `environment` is set, or the task brings its own environment (Task.environment()).
+    # The environment: None = the task's own, else (with tools) the built-in ToolEnvironment; or
+    # your class as "path/to/file.py:Class" / "package.module:Class", built with `options`.
+    environment: str | None = None
+    options: dict[str, Any] = field(default_factory=dict)
+    # Tools the model may call: built-ins (python, calculator), @register_tool names, or
+    # "path/to/file.py:function" / "module:function".
+    tools: list[str] = field(default_factory=list)
+    # Call formats read from model turns: python_fence (```python blocks run by the python tool)
+    # and hermes (<tool_call>{"name": ..., "arguments": {...}}</tool_call>).
+    formats: list[str] = field(default_factory=lambda: ["python_fence", "hermes"])
+    # Model turns per episode, and the episode's budget of tokens after the prompt (model and
+    # observation tokens together; rollout.max_new_tokens caps each model turn). None = the
+    # environment's own (ToolEnvironment: 4 turns, 512 tokens).
+    max_turns: int | None = None
+    max_tokens: int | None = None
+    # Per-call deadline in seconds, the cap on a result's characters, concurrent calls, and where
+    # the python tool runs: "auto" (Docker warm pool when Docker runs, else LocalSandbox, loudly),
+    # "docker" or "local".
+    timeout_s: float = 10.0
+    max_output_chars: int = 2000
+    workers: int = 8
+    sandbox: Literal["auto", "docker", "local"] = "auto"
+
+    @property
+    def enabled(self) -> bool:
+        return bool(self.tools) or self.environment is not None
+
+
+@dataclass
 class OptimConfig:
     # AdamW learning rate, weight decay and betas.
     lr: float = 1e-4
@@ -205,6 +240,8 @@ class TrainConfig:
     # Curriculum prompt sampler (rlvr.curriculum): per-prompt pass rates, retire prompts solved or
     # failed k times in a row, draw from a difficulty band. Off by default.
     curriculum: CurriculumConfig = field(default_factory=CurriculumConfig)
+    # Multi-turn episodes with tools or a custom environment (off by default).
+    env: EnvConfig = field(default_factory=EnvConfig)
 
     def __post_init__(self) -> None:
         problems = []
@@ -219,8 +256,22 @@ class TrainConfig:
                             f"{self.rollout.max_staleness} and {self.rollout.async_wait_s}")
         if self.optim.micro_batch_size < 1:
             problems.append("optim.micro_batch_size must be >= 1")
+        if self.env.enabled and self.algo.needs_critic:
+            problems.append(EPISODES_WITH_CRITIC)
+        e = self.env
+        if (e.max_turns is not None and e.max_turns < 1) or (e.max_tokens is not None and e.max_tokens < 1) \
+                or e.timeout_s <= 0 or e.max_output_chars < 1 or e.workers < 1:
+            problems.append(f"env.max_turns, env.max_tokens, env.max_output_chars and env.workers must be >= 1 and "
+                            f"env.timeout_s > 0, got {e.max_turns}, {e.max_tokens}, {e.max_output_chars}, "
+                            f"{e.workers} and {e.timeout_s}")
         if problems:
             raise ValueError("; ".join(problems))
+
+
+EPISODES_WITH_CRITIC = (
+    "env: multi-turn episodes do not work with a critic preset (advantage=gae, e.g. ppo): GAE would run "
+    "across the observation tokens as if they were the policy's steps. Use a GRPO-family preset "
+    "(grpo, dr_grpo, dapo, rloo, reinforce_pp, gspo): their advantages are per episode")
 
 
 def load_train_config(path: str | Path | None, overrides: Sequence[str] = ()) -> TrainConfig:

@@ -18,6 +18,10 @@ Each step, read top to bottom in `_train_step`:
      checkpoint.
 The run's parts (policy, reference, optimizer, critic, sampler, scorer, task, rollout plan) are
 one typed record, `Parts`, built by `_build`.
+Multi-turn episodes (the ``env:`` section, or a task that brings an environment): step 1 plays G
+episodes per prompt instead (`rlvr.rollout.episodes`, tools run concurrently in the runner the
+plan holds); observation tokens sit in the packed batch with loss mask 0, so they are out of
+the policy loss, the KL and the entropy, and advantages stay per episode. PPO is refused.
 Multi-process runs go through accelerate (DDP/FSDP/DeepSpeed configs in rlvr/configs/accelerate/):
 each process takes its share of the prompts and gradients are averaged. A reference model is
 loaded only when the KL weight is non-zero. `--resume` restores the newest checkpoint; sampling is
@@ -61,6 +65,7 @@ from rlvr.rollout import (
     pack_groups,
     policy_loss,
 )
+from rlvr.rollout.episodes import episode_metrics
 from rlvr.samplers import SamplingParams
 from rlvr.scoring import Scorer
 from rlvr.trainers import setup
@@ -91,12 +96,20 @@ class Parts:
     curriculum: Any | None = None  # rlvr.curriculum.Curriculum when curriculum.enabled
 
 
-def rollout_plan(cfg: TrainConfig, num_processes: int = 1) -> RolloutPlan:
-    """What each step collects: G completions of this process's share of the prompts, as the preset says."""
+def rollout_plan(cfg: TrainConfig, num_processes: int = 1, episodes: Any = None) -> RolloutPlan:
+    """What each step collects: G completions (or, with `episodes`, G multi-turn episodes) of this
+    process's share of the prompts, as the preset says."""
     params = SamplingParams(temperature=cfg.rollout.temperature, top_p=cfg.rollout.top_p, top_k=cfg.rollout.top_k,
                             max_new_tokens=cfg.rollout.max_new_tokens, stop=tuple(cfg.rollout.stop))
     return RolloutPlan.from_algo(cfg.algo, cfg.rollout.group_size, params, cfg.rollout.chunks,
-                                 quota=cfg.rollout.prompts_per_step // num_processes)
+                                 quota=cfg.rollout.prompts_per_step // num_processes, episodes=episodes)
+
+
+def max_length(parts: Parts) -> int:
+    """The longest completion a step can hold: the episode budget, or max_new_tokens for single turns
+    (the normaliser of seq_mean_token_sum_norm)."""
+    episodes = parts.plan.episodes
+    return episodes.env.max_tokens if episodes is not None else parts.cfg.rollout.max_new_tokens
 
 
 def prompt_stream(parts: Parts, state: dict[str, Any]) -> Callable[[int], PromptBatch]:
@@ -158,7 +171,7 @@ def _update(parts: Parts, batch: Any, adv: torch.Tensor, old_logp: torch.Tensor 
         with sync, acc.autocast():
             logp, ent = forward_logprobs(parts.model, mb, slice(0, len(mb)), cfg.rollout.temperature, entropy, group)
             old = old_logp[sel] if old_logp is not None else logp.detach()
-            loss, metrics = policy_loss(algo, logp, old, adv[sel], mb.mask, max_len=cfg.rollout.max_new_tokens,
+            loss, metrics = policy_loss(algo, logp, old, adv[sel], mb.mask, max_len=max_length(parts),
                                         ref_logp=ref_logp[sel] if ref_logp is not None else None, entropy=ent,
                                         sampler_logp=mb.sampler_logp)
             acc.backward(loss * weight)
@@ -204,7 +217,8 @@ def _entropy_controller_step(acc: Any, algo: Any, state: dict[str, Any], metrics
 
 
 def _step_metrics(groups: list[ScoredGroup], extra: dict[str, float]) -> dict[str, float]:
-    """Reward, accuracy, per-component rewards, lengths and verifier health over the step's groups."""
+    """Reward, accuracy, per-component rewards, lengths and verifier health over the step's groups
+    (and, for multi-turn episodes, tool calls, errors, turns and tokens: `episode_metrics`)."""
     scores = [s for g in groups for s in g.scores]
     n = len(scores)
     rewards = torch.cat([g.shaped for g in groups])
@@ -221,6 +235,9 @@ def _step_metrics(groups: list[ScoredGroup], extra: dict[str, float]) -> dict[st
     flags = [s.suspicious for s in scores if s.suspicious is not None]  # Score's typed hacking flag
     if flags:
         out["code/suspicious_rate"] = sum(flags) / len(flags)
+    trajectories = [t for g in groups for t in g.trajectories]
+    if trajectories:
+        out.update(episode_metrics(trajectories))
     out.update(extra)
     return out
 
@@ -262,11 +279,12 @@ def _build(cfg: TrainConfig, acc: Any, run_dir: Path, resume: bool, task: Any = 
         critic = Critic(cfg.critic.path or path, cfg, acc, updates)
         if ckpt is not None:
             critic.load_state(load_extra(ckpt, "critic"))
-    sampler = setup.build_sampler(cfg, acc.unwrap_model(model), tokenizer, path)
     task = task if task is not None else get_task(cfg.task.name, **cfg.task.options)
+    episodes = setup.build_episodes(cfg, task, tokenizer)
+    sampler = setup.build_sampler(cfg, acc.unwrap_model(model), tokenizer, path, episodes=episodes is not None)
     parts = Parts(cfg=cfg, acc=acc, model=model, tokenizer=tokenizer, ref=ref, optimizer=optimizer, scheduler=scheduler,
                   critic=critic, sampler=sampler, scorer=None, task=task, train_samples=task.samples("train"),
-                  plan=rollout_plan(cfg, acc.num_processes))
+                  plan=rollout_plan(cfg, acc.num_processes, episodes))
     if cfg.curriculum.enabled:
         from rlvr.curriculum import Curriculum
 
@@ -290,11 +308,15 @@ def _async_source(parts: Parts, state: dict[str, Any], start: int) -> AsyncRollo
     if k > 0 and cfg.algo.correction == "none" and cfg.algo.tis_cap is None:
         print(f"rlvr train: max_staleness={k} with algo.correction=none: samples up to {k} step(s) old are weighted "
               "as if on-policy; algo.correction=token_tis is recommended (docs/training.md, async)", file=sys.stderr)
-    mine = dataclasses.replace(parts, tokenizer=copy.deepcopy(parts.tokenizer))  # the producer thread's own tokenizer
+    tokenizer = copy.deepcopy(parts.tokenizer)  # the producer thread's own (prompts and observations)
+    episodes = parts.plan.episodes
+    plan = parts.plan if episodes is None else \
+        dataclasses.replace(parts.plan, episodes=dataclasses.replace(episodes, tokenizer=tokenizer))
+    mine = dataclasses.replace(parts, tokenizer=tokenizer, plan=plan)
 
     def produce(step: int, position: int) -> tuple[Any, int]:
         cursor = {"data_position": position}
-        rollout = collect(parts.sampler, parts.scorer, prompt_stream(mine, cursor), parts.plan,
+        rollout = collect(parts.sampler, parts.scorer, prompt_stream(mine, cursor), mine.plan,
                           policy_version=source.engine_version)
         return rollout, cursor["data_position"]
 
@@ -410,7 +432,7 @@ def train(cfg: TrainConfig, *, resume: bool = False, config_yaml: str | None = N
         if not (main and eval_samples):
             return {}
         with source.exclusive() if source is not None else contextlib.nullcontext():  # pushes this step's weights
-            res = evaluate(parts.sampler, parts.scorer, held_out, greedy)[1]
+            res = evaluate(parts.sampler, parts.scorer, held_out, greedy, episodes=parts.plan.episodes)[1]
         history["eval_first"] = res["eval/accuracy"] if history["eval_first"] is None else history["eval_first"]
         history["eval_last"] = res["eval/accuracy"]
         return res
@@ -423,8 +445,8 @@ def train(cfg: TrainConfig, *, resume: bool = False, config_yaml: str | None = N
     if start > 0 and cfg.rollout.backend != "hf":  # the engine started from the base weights: the checkpoint's
         parts.sampler.update_weights(acc.unwrap_model(parts.model))
     source = _async_source(parts, state, start)
-    with (Scorer(verifier, workers=workers, timeout_s=cfg.scoring.timeout_s) as parts.scorer, GracefulStop() as stop,
-          _closing(source)):
+    with (Scorer(verifier, workers=workers, timeout_s=cfg.scoring.timeout_s) as parts.scorer,
+          _closing_tools(parts.plan.episodes), GracefulStop() as stop, _closing(source)):  # producer first
         if start == 0 and main and eval_samples:
             logger.metrics(0, run_eval(0))
         if source is not None:  # after the first eval: the engine sees the calls of a synchronous run
@@ -489,6 +511,16 @@ def _closing(source: AsyncRollouts | None) -> Any:
     finally:
         if source is not None:
             source.close()
+
+
+@contextlib.contextmanager
+def _closing_tools(episodes: Any) -> Any:
+    """Close the episodes' tool runner (its sandbox pool and workers) however the loop ends."""
+    try:
+        yield
+    finally:
+        if episodes is not None and episodes.runner is not None:
+            episodes.runner.close()
 
 
 def _weight_fingerprints(acc: Any, model: Any) -> list[str]:

@@ -7,6 +7,9 @@
   checkpointing); the reference is loaded only when the KL weight is non-zero.
 - `build_sampler`: HFSampler (shares the policy's weights), VLLMSampler or VLLMServerSampler.
 - `build_optimizer`: AdamW + a warmup schedule from transformers.
+- `build_environment`, `build_episodes`: the multi-turn environment of the ``env:`` section (a
+  class by reference, the task's own, or the built-in `ToolEnvironment` for ``env.tools``) and
+  the tool runner the episodes share (`rlvr.rollout.episodes.EpisodeSetup`).
 - `task_verifier`, `data_order`: the task's weighted verifier (with the config's overrides) and
   the seeded prompt order. (Held-out evaluation is `rlvr.rollout.evaluate`.)
 
@@ -29,7 +32,8 @@ import torch
 
 from rlvr.verifiers.base import BatchVerifier, VerifierError, batched_components, combine, resolve_verifier
 
-__all__ = ["build_optimizer", "build_sampler", "data_order", "load_policy", "load_reference",
+__all__ = ["build_environment", "build_episodes", "build_optimizer", "build_sampler", "data_order", "load_policy",
+           "load_reference",
            "model_path", "scoring_workers", "task_verifier"]
 
 log = logging.getLogger("rlvr.train")
@@ -126,8 +130,10 @@ def load_reference(path: Path) -> Any:
     return ref
 
 
-def build_sampler(cfg: Any, model: Any, tokenizer: Any, path: Path) -> Any:
-    """The configured generation backend; HF shares `model`, vLLM gets weights pushed each step."""
+def build_sampler(cfg: Any, model: Any, tokenizer: Any, path: Path, episodes: bool = False) -> Any:
+    """The configured generation backend; HF shares `model`, vLLM gets weights pushed each step.
+    episodes: multi-turn episodes will run, so vLLM reuses each turn's prefix (prefix caching on,
+    unless ``rollout.vllm.engine_kwargs`` says otherwise)."""
     r = cfg.rollout
     if r.backend == "hf":
         from rlvr.samplers import HFSampler
@@ -136,10 +142,61 @@ def build_sampler(cfg: Any, model: Any, tokenizer: Any, path: Path) -> Any:
     if r.backend == "vllm":
         from rlvr.samplers import VLLMSampler
 
-        return VLLMSampler(str(path), seed=cfg.seed, **r.vllm)
+        kwargs = dict(r.vllm)
+        if episodes:
+            kwargs["engine_kwargs"] = {"enable_prefix_caching": True, **(kwargs.get("engine_kwargs") or {})}
+        return VLLMSampler(str(path), seed=cfg.seed, **kwargs)
     from rlvr.samplers import VLLMServerSampler
 
     return VLLMServerSampler(r.server_url)
+
+
+def build_environment(ecfg: Any, task: Any) -> Any:
+    """The run's `rlvr.rollout.trajectory.Environment` (None: single-turn completions): the class
+    ``env.environment`` names, built with ``env.options``; else the task's own; else, with
+    ``env.tools``, a `ToolEnvironment`. ``env.max_turns``/``env.max_tokens`` override its limits."""
+    if ecfg.environment is not None:
+        from rlvr.plugins import load_object
+
+        env = load_object(ecfg.environment)(**ecfg.options)
+    else:
+        own = getattr(task, "environment", None)  # a duck-typed user task may lack the method
+        env = own() if callable(own) else None
+        if env is None and ecfg.tools:
+            from rlvr.rollout.episodes import ToolEnvironment
+
+            env = ToolEnvironment(tuple(ecfg.tools), tuple(ecfg.formats), **ecfg.options)
+    if env is not None:
+        env.max_turns = ecfg.max_turns if ecfg.max_turns is not None else env.max_turns
+        env.max_tokens = ecfg.max_tokens if ecfg.max_tokens is not None else env.max_tokens
+    return env
+
+
+def build_episodes(cfg: Any, task: Any, tokenizer: Any) -> Any:
+    """An `rlvr.rollout.episodes.EpisodeSetup` (environment, tool runner, tokenizer) when the run
+    plays multi-turn episodes, else None. The runner serves ``env.tools`` and the environment's
+    own ``tools``; close it (``setup.runner``) when the run ends."""
+    from rlvr.rollout.episodes import EpisodeSetup
+    from rlvr.trainers.config import EPISODES_WITH_CRITIC
+
+    env = build_environment(cfg.env, task)
+    if env is None:
+        return None
+    if cfg.algo.needs_critic:
+        raise ValueError(EPISODES_WITH_CRITIC)
+    specs = [*cfg.env.tools, *(t for t in env.tools if t not in cfg.env.tools)]
+    runner = None
+    if specs:
+        from rlvr.tools.runner import ToolRunner
+
+        if not all(isinstance(t, str) for t in specs):  # Tool objects: by name
+            from rlvr.tools.builtin import get_tool
+
+            specs = {t.name: t for t in (get_tool(x) if isinstance(x, str) else x for x in specs)}
+        e = cfg.env
+        runner = ToolRunner(specs, timeout_s=e.timeout_s, max_output_chars=e.max_output_chars, workers=e.workers,
+                            sandbox=e.sandbox)
+    return EpisodeSetup(env, runner, tokenizer)
 
 
 def build_optimizer(cfg: Any, model: Any, total_updates: int, lr: float | None = None) -> tuple[Any, Any]:
