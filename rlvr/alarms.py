@@ -15,6 +15,7 @@ again only after `cooldown` steps, so the log is not flooded.
 | length_pinned     | most completions cut at the token limit                  |
 | verifier_errors   | verifier errors or timeouts spiking                      |
 | code_suspicious   | code-grading `suspicious` flags rising                   |
+| tool_spam         | tool calls per episode rising while accuracy stays flat  |
 
 What this module does not do: stop the run. Alarms are advice, logged and put in the report.
 
@@ -196,6 +197,26 @@ def check_code_suspicious(history: History, limit: float = 0.02, window: int = 3
     return None
 
 
+def check_tool_spam(history: History, window: int = 5, rise: float = 0.5, flat: float = 0.02) -> Alarm | None:
+    """Tool calls per episode rise by at least `rise` (window means, first vs last) while accuracy
+    changes by at most `flat`: calls that buy nothing."""
+    acc = _window_change(_series(history, "accuracy"), window)
+    if acc is None or acc > flat:
+        return None
+    change = _window_change(_series(history, "tools/calls_per_episode"), window)
+    if change is None or change < rise:
+        return None
+    return Alarm(
+        "tool_spam",
+        int(history[-1]["step"]),
+        f"tool calls per episode rose by {change:+.2f} while accuracy changed {acc:+.3f}",
+        "the policy calls tools without answering better: calls are rewarded (a format or length reward "
+        "grows with them) or cost nothing while they fill the episode",
+        "make sure no reward component pays for calls (weight 0 logs it), lower env.max_turns or env.max_tokens, "
+        "and read the episodes in rollouts.jsonl for repeated or failing calls (tools/errors)",
+    )
+
+
 CHECKS: dict[str, Callable[[History], Alarm | None]] = {
     "reward_hacking": check_reward_hacking,
     "kl_spike": check_kl_spike,
@@ -204,6 +225,7 @@ CHECKS: dict[str, Callable[[History], Alarm | None]] = {
     "length": check_length,
     "verifier_errors": check_verifier_errors,
     "code_suspicious": check_code_suspicious,
+    "tool_spam": check_tool_spam,
 }
 
 

@@ -3,7 +3,8 @@
 Files in a run directory:
   metrics.jsonl   one object per step: {"step": 3, "reward/mean": 0.41, ...}
   rollouts.jsonl  one object per completion: step, prompt, completion, reward, rewards per
-                  verifier component, passed, verifier info
+                  verifier component, passed, verifier info (multi-turn: also "episode", its
+                  end and turns with their text, tool calls and results)
   alarms.jsonl    run-health alarms (see `rlvr.alarms`)
   tb/             TensorBoard event files
 
@@ -45,6 +46,22 @@ METRIC_NAMES = {
     "verifier/timeout_rate": "fraction of completions whose verifier timed out",
     "code/suspicious_rate": "fraction of code completions flagged suspicious by the grader",
     "eval/accuracy": "held-out accuracy (greedy) when evaluation runs",
+    "tools/calls_per_episode": "multi-turn episodes: tool calls per episode (eval/tools/... on held-out episodes)",
+    "tools/errors": "tool calls whose result was an error (unknown tool, malformed call, failed program)",
+    "tools/timeouts": "tool calls stopped at their deadline",
+    "tools/malformed": "tool calls that could not be parsed (the model read the parse error)",
+    "tools/unknown": "tool calls naming a tool that does not exist",
+    "tools/truncated": "tool outputs cut at env.max_output_chars",
+    "tools/replaced": "tool calls whose sandbox container or process died and was replaced",
+    "tools/error_rate": "fraction of tool calls that did not succeed (errors and timeouts)",
+    "tools/wait_s": "seconds an episode spent waiting on its tools, mean over episodes",
+    "tools/blocked_s": "seconds generation stood still because every episode was waiting on a tool",
+    "episode/turns": "model turns per episode",
+    "episode/model_tokens": "model tokens per episode (in the loss)",
+    "episode/obs_tokens": "observation tokens per episode (in the sequence, out of the loss)",
+    "episode/obs_frac": "observation tokens / all tokens after the prompt",
+    "episode/truncated": "episodes cut by the token budget or the per-turn limit",
+    "episode/max_turns": "episodes ended by the turn limit",
     "time/step": "seconds per training step",
     "lr": "learning rate",
     "grad_norm": "gradient norm before clipping (mean over the step's optimizer steps)",

@@ -11,8 +11,12 @@ closest known one::
 It checks: the task name and options, the prompt template (``task.options.template``), every
 verifier in ``task.verifiers`` (registered names, ``file.py:name`` and ``module:name`` references,
 built once with their options), that ``task.verifier_options`` and ``task.primary`` name a
-component, that held-out evaluation does not read the training rows, and that ``model.path`` is a
-model directory, ``demo``, ``tiny``, or a hub name that is cached or that the hub knows.
+component, that held-out evaluation does not read the training rows, that ``model.path`` is a
+model directory, ``demo``, ``tiny``, or a hub name that is cached or that the hub knows, and the
+``env:`` section of multi-turn runs: every tool in ``env.tools`` resolves (built-in, registered,
+``file.py:func``; nothing is started), every ``env.formats`` entry is a known call format, and
+``env.environment`` names an `Environment` class that builds with ``env.options``. A critic
+preset (PPO) with episodes (the config's or the task's own environment) is refused.
 
 What it does not do: load data rows or models (a bad row is reported when the data loads, with
 its file and line), or import ``--import`` targets (`rlvr.plugins.import_targets` does, first).
@@ -47,6 +51,7 @@ def check_train_config(cfg: Any, *, model: bool = True, task: Any = None, verifi
         task = _task(cfg, bad)
     if task is not None and verifier is None:
         _verifiers(cfg, task, bad)
+    _environment(cfg, task, bad)
     if task is not None and cfg.logging.eval_every and task_shares_rows(task, "train", cfg.task.eval_split):
         bad("task.eval_split", f"held-out split {cfg.task.eval_split!r} would read the training rows "
             f"({getattr(task, 'source', '?')} has no {cfg.task.eval_split!r} split): give one with "
@@ -114,6 +119,55 @@ def _verifiers(cfg: Any, task: Any, bad: Any) -> None:
     if tcfg.primary is not None and tcfg.primary not in weights:
         bad("task.primary", f"{tcfg.primary!r} is not one of the verifiers ({', '.join(weights)})"
             f"{_close(tcfg.primary, list(weights))}")
+
+
+def _environment(cfg: Any, task: Any, bad: Any) -> None:
+    """The ``env:`` section: tools, call formats, the environment class and its options."""
+    e = cfg.env
+    if e.tools:
+        from rlvr.tools.builtin import check_tool_spec
+
+        for i, spec in enumerate(e.tools):
+            try:
+                check_tool_spec(spec)
+            except Exception as err:  # noqa: BLE001 - ToolSpecError or PluginError (a user file's import error)
+                bad("env.tools", f"entry {i}: {err}")
+    if e.tools or e.environment is not None:
+        from rlvr.tools.parse import STOPS
+
+        for fmt in e.formats:
+            if fmt not in STOPS:
+                bad("env.formats", f"unknown call format {fmt!r}{_close(fmt, list(STOPS))} (known: {', '.join(STOPS)})")
+    if e.environment is not None:
+        _environment_class(cfg, bad)
+    elif task is not None and cfg.algo.needs_critic:
+        own = getattr(task, "environment", None)
+        if callable(own) and own() is not None:
+            from rlvr.trainers.config import EPISODES_WITH_CRITIC
+
+            bad("preset", f"task {cfg.task.name!r} brings its own environment; {EPISODES_WITH_CRITIC}")
+
+
+def _environment_class(cfg: Any, bad: Any) -> None:
+    from rlvr.plugins import is_reference, load_object
+    from rlvr.rollout.trajectory import Environment
+
+    ref = cfg.env.environment
+    if not is_reference(ref):
+        bad("env.environment", f"{ref!r} is not a class reference: give path/to/file.py:Class or package.module:Class")
+        return
+    try:
+        cls = load_object(ref)
+    except Exception as err:  # noqa: BLE001 - PluginError, or the user file's own import error
+        bad("env.environment", str(err))
+        return
+    if not (isinstance(cls, type) and issubclass(cls, Environment)):
+        bad("env.environment", f"{ref} is {cls!r}, not a subclass of rlvr.rollout.trajectory.Environment")
+        return
+    try:
+        cls(**cfg.env.options)
+    except TypeError as err:
+        bad("env.options", f"{ref} does not take these options {sorted(cfg.env.options)}: {err}")
 
 
 def check_model_path(path: str) -> str | None:

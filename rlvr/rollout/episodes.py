@@ -23,8 +23,8 @@ The model's mistakes are data: a malformed call, an unknown tool, a crash, a han
 output come back as an observation (the runner's `ToolResult`), never as an exception.
 
 `ToolEnvironment` is the default environment: it parses each model turn with
-`rlvr.tools.parse.parse_calls`; no call means the episode is done, calls are run, and a turn whose
-calls are all malformed gets an observation naming the errors. `EpisodeSetup` bundles what
+`rlvr.tools.parse.parse_calls`; no call means the episode is done, calls are run (a malformed
+call is not run: the runner answers it with the parse error, which the model reads next). `EpisodeSetup` bundles what
 `rlvr.rollout.collect` needs to run episodes instead of single completions, and
 `episode_metrics` summarises a batch of trajectories (tool calls, errors, turns, tokens, waits).
 
@@ -59,13 +59,6 @@ from rlvr.tools.base import ToolCall, ToolResult
 
 __all__ = ["EpisodeSetup", "EpisodeStats", "ToolEnvironment", "as_completion", "episode_groups", "episode_metrics",
            "run_episodes"]
-
-# How a tool's output is shown to the model, by the format of the call that asked for it.
-OBSERVATION_TEMPLATES = {
-    "python_fence": "```output\n{output}\n```\n",
-    "hermes": "<tool_response>\n{output}\n</tool_response>\n",
-}
-
 
 @dataclass
 class EpisodeStats:
@@ -202,7 +195,8 @@ def _tool_results(ep: _Episode, env: Environment, tokenizer: Any) -> None:
 def _resolved(call: ToolCall) -> Future:
     """The result of a call made where no tool runs (an environment without tools)."""
     f: Future = Future()
-    f.set_result(ToolResult(f"error: no tools are available here (called {call.name!r})", "error"))
+    text = f"error: {call.error}" if call.error else f"error: no tools are available here (called {call.name!r})"
+    f.set_result(ToolResult(text, "error", info={"reason": "malformed" if call.error else "unknown_tool"}))
     return f
 
 
@@ -234,12 +228,13 @@ class ToolEnvironment(Environment):
     tools: the tools the episodes may call (names or specs for `rlvr.tools.runner.ToolRunner`).
     formats: call formats to parse (keys of `rlvr.tools.parse.STOPS`: "python_fence", "hermes").
     observation: a template for each result (``{output}``, ``{name}``, ``{status}``); None shows
-    each result in its call's format (`OBSERVATION_TEMPLATES`).
+    each result in its call's format (`rlvr.tools.parse.format_observation`: an ``output`` fence
+    after a python block, ``<tool_response>`` tags after a ``<tool_call>``).
     """
 
     def __init__(self, tools: Sequence[Any] = ("python",), formats: Sequence[str] = ("python_fence", "hermes"),
                  max_turns: int = 4, max_tokens: int = 512, observation: str | None = None):
-        from rlvr.tools.parse import STOPS
+        from rlvr.tools.parse import STOPS, stops_for
 
         unknown = [f for f in formats if f not in STOPS]
         if unknown or not formats:
@@ -247,7 +242,7 @@ class ToolEnvironment(Environment):
                              f"known: {', '.join(STOPS)}")
         self.tools = tuple(tools)
         self.formats = tuple(formats)
-        self.stop = tuple(dict.fromkeys(s for f in self.formats for s in STOPS[f]))
+        self.stop = stops_for(self.formats)
         self.max_turns, self.max_tokens = int(max_turns), int(max_tokens)
         self.observation = observation
 
@@ -257,23 +252,16 @@ class ToolEnvironment(Environment):
         calls = parse_calls(trajectory.model_turns[-1].text, formats=self.formats)
         if not calls:
             return Done()
-        if all(c.error for c in calls):  # nothing to run: the errors are the observation
-            return Observation(self.observe(calls, [_malformed(c) for c in calls], sample))
-        return ToolCalls(tuple(calls))
+        return ToolCalls(tuple(calls))  # malformed ones are not run: the runner answers with the error
 
     def observe(self, calls: list[ToolCall], results: list[ToolResult], sample: Any) -> str:
-        return "".join(self._show(c, r) for c, r in zip(calls, results))
+        if self.observation is None:
+            from rlvr.tools.parse import format_observation
 
-    def _show(self, call: ToolCall, result: ToolResult) -> str:
-        template = self.observation
-        if template is None:
-            fmt = "hermes" if call.raw.lstrip().startswith("<tool_call>") else "python_fence"
-            template = OBSERVATION_TEMPLATES["hermes" if fmt not in self.formats else fmt]
-        return template.format(output=result.output, name=call.name, status=result.status)
+            return format_observation(calls, results)
+        return "".join(self.observation.format(output=r.output, name=c.name, status=r.status)
+                       for c, r in zip(calls, results))
 
-
-def _malformed(call: ToolCall) -> ToolResult:
-    return ToolResult(f"error: malformed tool call: {call.error}", "error", info={"malformed": True})
 
 
 def as_completion(traj: Trajectory) -> Completion:
@@ -299,6 +287,7 @@ def episode_metrics(trajs: Sequence[Trajectory], stats: EpisodeStats | None = No
         "tools/errors": float(sum(r.status == "error" for r in results)),
         "tools/timeouts": float(sum(r.status == "timeout" for r in results)),
         "tools/malformed": float(sum(c.error is not None for c in calls)),
+        "tools/unknown": float(sum(r.info.get("reason") == "unknown_tool" for r in results)),
         "tools/truncated": float(sum(r.truncated for r in results)),
         "tools/replaced": float(sum(r.replaced for r in results)),
         "tools/error_rate": sum(not r.ok for r in results) / max(len(results), 1),

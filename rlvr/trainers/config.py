@@ -260,10 +260,10 @@ class TrainConfig:
             problems.append(EPISODES_WITH_CRITIC)
         e = self.env
         if (e.max_turns is not None and e.max_turns < 1) or (e.max_tokens is not None and e.max_tokens < 1) \
-                or e.timeout_s <= 0 or e.max_output_chars < 1 or e.workers < 1:
-            problems.append(f"env.max_turns, env.max_tokens, env.max_output_chars and env.workers must be >= 1 and "
-                            f"env.timeout_s > 0, got {e.max_turns}, {e.max_tokens}, {e.max_output_chars}, "
-                            f"{e.workers} and {e.timeout_s}")
+                or e.timeout_s <= 0 or e.max_output_chars < 100 or e.workers < 1:
+            problems.append(f"env.max_turns, env.max_tokens and env.workers must be >= 1, env.max_output_chars "
+                            f">= 100 and env.timeout_s > 0, got {e.max_turns}, {e.max_tokens}, {e.workers}, "
+                            f"{e.max_output_chars} and {e.timeout_s}")
         if problems:
             raise ValueError("; ".join(problems))
 

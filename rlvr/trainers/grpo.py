@@ -249,7 +249,8 @@ def _progress(cfg: TrainConfig, start: int, enabled: bool) -> Any:
     return tqdm(total=cfg.steps, initial=start, desc="rlvr train", disable=off, dynamic_ncols=True, file=sys.stderr)
 
 
-def _build(cfg: TrainConfig, acc: Any, run_dir: Path, resume: bool, task: Any = None) -> tuple[Parts, dict[str, Any], Path | None]:
+def _build(cfg: TrainConfig, acc: Any, run_dir: Path, resume: bool, task: Any = None,
+           sampler: Any = None) -> tuple[Parts, dict[str, Any], Path | None]:
     """The run's parts (policy, reference, optimizer, critic, sampler, task) and the resumed state."""
     from rlvr.tasks import get_task
 
@@ -281,7 +282,8 @@ def _build(cfg: TrainConfig, acc: Any, run_dir: Path, resume: bool, task: Any = 
             critic.load_state(load_extra(ckpt, "critic"))
     task = task if task is not None else get_task(cfg.task.name, **cfg.task.options)
     episodes = setup.build_episodes(cfg, task, tokenizer)
-    sampler = setup.build_sampler(cfg, acc.unwrap_model(model), tokenizer, path, episodes=episodes is not None)
+    if sampler is None:
+        sampler = setup.build_sampler(cfg, acc.unwrap_model(model), tokenizer, path, episodes=episodes is not None)
     parts = Parts(cfg=cfg, acc=acc, model=model, tokenizer=tokenizer, ref=ref, optimizer=optimizer, scheduler=scheduler,
                   critic=critic, sampler=sampler, scorer=None, task=task, train_samples=task.samples("train"),
                   plan=rollout_plan(cfg, acc.num_processes, episodes))
@@ -401,9 +403,10 @@ def _train_step(parts: Parts, state: dict[str, Any], step: int,
 
 
 def train(cfg: TrainConfig, *, resume: bool = False, config_yaml: str | None = None, task: Any = None,
-          verifier: Any = None) -> dict[str, Any]:
+          verifier: Any = None, sampler: Any = None) -> dict[str, Any]:
     """Run (or resume) training as `cfg` says; returns a summary (eval accuracy first/last, wall time).
-    `task` and `verifier` (built in Python, e.g. by `rlvr.GRPOTrainer`) replace the config's."""
+    `task` and `verifier` (built in Python, e.g. by `rlvr.GRPOTrainer`) replace the config's; so does
+    `sampler` (an engine already running, e.g. one shared by tests; it is left open at the end)."""
     from accelerate import Accelerator
 
     wall = time.perf_counter()
@@ -413,7 +416,7 @@ def train(cfg: TrainConfig, *, resume: bool = False, config_yaml: str | None = N
         raise ValueError(f"rollout.prompts_per_step={cfg.rollout.prompts_per_step} must divide among {acc.num_processes} processes")
     run_dir = Path(cfg.logging.run_dir)
     run_dir.mkdir(parents=True, exist_ok=True)
-    parts, state, ckpt = _build(cfg, acc, run_dir, resume, task)
+    parts, state, ckpt = _build(cfg, acc, run_dir, resume, task, sampler)
     if acc.is_main_process:  # the objective this run trains, as `rlvr presets show` prints it
         (run_dir / "objective.txt").write_text(describe(cfg.algo, base=cfg.preset, max_new_tokens=cfg.rollout.max_new_tokens) + "\n")
     eval_samples = parts.task.samples(cfg.task.eval_split, cfg.task.eval_limit) if cfg.logging.eval_every else []
@@ -496,7 +499,8 @@ def train(cfg: TrainConfig, *, resume: bool = False, config_yaml: str | None = N
         write_final(run_dir, acc.unwrap_model(parts.model), parts.tokenizer, config_yaml, cfg.rollout.max_new_tokens)
     fingerprints = _weight_fingerprints(acc, acc.unwrap_model(parts.model))
     if cfg.rollout.backend != "hf":
-        parts.sampler.close()
+        if sampler is None:  # ours; a sampler passed in stays open for its owner
+            parts.sampler.close()
     return {"steps": step, "steps_planned": cfg.steps, "finished": step >= cfg.steps,
             "eval_first": history["eval_first"], "eval_last": history["eval_last"],
             "wall_seconds": time.perf_counter() - wall, "last": last, "run_dir": str(run_dir),

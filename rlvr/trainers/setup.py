@@ -184,15 +184,11 @@ def build_episodes(cfg: Any, task: Any, tokenizer: Any) -> Any:
         return None
     if cfg.algo.needs_critic:
         raise ValueError(EPISODES_WITH_CRITIC)
-    specs = [*cfg.env.tools, *(t for t in env.tools if t not in cfg.env.tools)]
+    specs = [*cfg.env.tools, *(t for t in env.tools if t not in cfg.env.tools)]  # names, specs or Tools
     runner = None
     if specs:
         from rlvr.tools.runner import ToolRunner
 
-        if not all(isinstance(t, str) for t in specs):  # Tool objects: by name
-            from rlvr.tools.builtin import get_tool
-
-            specs = {t.name: t for t in (get_tool(x) if isinstance(x, str) else x for x in specs)}
         e = cfg.env
         runner = ToolRunner(specs, timeout_s=e.timeout_s, max_output_chars=e.max_output_chars, workers=e.workers,
                             sandbox=e.sandbox)

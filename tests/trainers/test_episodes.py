@@ -17,9 +17,7 @@
 from __future__ import annotations
 
 import time
-from concurrent.futures import Future, ThreadPoolExecutor
 from pathlib import Path
-from typing import Any
 
 import pytest
 import torch
@@ -30,23 +28,11 @@ from rlvr.rollout.trajectory import Done, Environment, Observation, ToolCalls
 from rlvr.samplers import SamplingParams
 from rlvr.scoring import Scorer
 from rlvr.tools.base import ToolCall, ToolResult
+from rlvr.tools.runner import ToolRunner
 from rlvr.verifiers import Sample, Score
 
 # A random model rarely stops on its own: end its turns at any vowel or space instead.
 STOPS = tuple("aeiou ")
-
-
-class Runner:
-    """Runs `Tool`s on threads (stands in until rlvr.tools.runner lands)."""
-
-    def __init__(self, tools: dict[str, Any]):
-        self.tools, self.pool = tools, ThreadPoolExecutor(8)
-
-    def submit(self, call: ToolCall) -> Future:
-        return self.pool.submit(self.tools[call.name], call.arguments, timeout_s=30.0)
-
-    def close(self) -> None:
-        self.pool.shutdown()
 
 
 class Count:
@@ -115,9 +101,9 @@ def policy(tiny_model_dir):
 
 @pytest.fixture
 def runner(tmp_path):
-    r = Runner({"count": Count(), "gate": Gate(tmp_path / "gate")})
-    yield r
-    r.close()
+    with ToolRunner({"count": Count(), "gate": Gate(tmp_path / "gate"), "calculator": "calculator"},
+                    timeout_s=30.0) as r:
+        yield r
 
 
 def _teacher_logprobs(model, prompt: list[int], tokens: list[int]) -> torch.Tensor:
@@ -259,3 +245,40 @@ def test_observation_tokens_leave_the_gradient_unchanged(policy):
 
     assert torch.equal(grads([40, 41], 0.0, masked=True), grads([50, 51], -2.0, masked=True))  # bitwise
     assert not torch.equal(grads([40, 41], 0.0, masked=False), grads([50, 51], -2.0, masked=False))
+
+
+@pytest.fixture(scope="module")
+def taught(tiny_model_dir, tmp_path_factory):
+    """The tiny model after learning the three scripted tool-call episodes (tests/trainers/episode_model.py)."""
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+
+    from rlvr.samplers import HFSampler
+
+    from .episode_model import teach_tool_calls
+
+    path = teach_tool_calls(tiny_model_dir, tmp_path_factory.mktemp("taught"))
+    tok = AutoTokenizer.from_pretrained(path)
+    return path, tok, HFSampler(AutoModelForCausalLM.from_pretrained(path, dtype=torch.float32), tok)
+
+
+def test_tool_environment_runs_calls_and_turns_mistakes_into_observations(taught, runner):
+    """A good calculator call, an unknown tool and a malformed call: each ends as an observation
+    in its call's format, the episode goes on, and each mistake is counted."""
+    from rlvr.rollout.episodes import ToolEnvironment
+
+    from .episode_model import CALL, MALFORMED, UNKNOWN
+
+    _, tok, sampler = taught
+    env = ToolEnvironment(["calculator"], ["hermes"], max_turns=3, max_tokens=200)
+    prompts = [tok(p)["input_ids"] for p in ("A:", "B:", "C:")]
+    trajs = run_episodes(sampler, env, runner, prompts, [Sample(prompt="q")] * 3,
+                         SamplingParams(temperature=0, max_new_tokens=80), tok)
+    good, unknown, malformed = trajs
+    assert [t.turns[0].text for t in trajs] == [CALL, UNKNOWN, MALFORMED]  # each turn ended at </tool_call>
+    assert good.turns[1].text == "<tool_response>\n42\n</tool_response>\n"
+    assert good.tool_results[0].ok and good.end == "done" and "42" in good.turns[2].text
+    assert unknown.tool_results[0].status == "error" and "unknown tool 'search'" in unknown.turns[1].text
+    assert malformed.tool_calls[0].error and "malformed" in malformed.turns[1].text
+    assert all(len(t.model_turns) >= 2 for t in trajs)  # the model read each observation and went on
+    m = episode_metrics(trajs)
+    assert (m["tools/calls_per_episode"], m["tools/errors"], m["tools/malformed"], m["tools/unknown"]) == (1.0, 2.0, 1.0, 1.0)
