@@ -21,10 +21,9 @@ What it does:
   The call is exactly what `rlvr.tools.parse` reads as a `python` call and the output block is
   exactly the observation `rlvr.rollout.episodes.ToolEnvironment` appends for the `python` tool,
   so the rare behaviour in pretraining is the one GRPO can amplify in real episodes.
-  `CODE_FRACTION` (8%) of the product documents are a bare python block (half of them after a
-  "Question: ..." line) with its output block and a line that reads the number off it: they teach
-  copying operands into code and the number off an output block, outside the demo's conversation
-  format, so the conversation's call stays rare.
+  `CODE_FRACTION` (5%) of the product documents are a bare python block with its output block and
+  a line that reads the number off it (no conversation, no question): they teach copying from an
+  output block without making the conversation's call more likely.
 - `is_held_out(a, b)`: `rlvr.tasks.arithmetic.is_heldout` on "a * b" (md5 of the canonical
   problem, ~10% of pairs); held-out pairs never appear in the corpus. `eval_pairs(n)` lists some.
 - `demo_prompt`, `tool_episode`: the prompt the demo asks and the text of a tool-using reply.
@@ -49,7 +48,7 @@ from rlvr.tasks.products import A_RANGE, B_RANGE
 PRODUCT_FRACTION = 0.70  # share of documents about products; the rest is English text
 CHAT_FRACTION = 0.6  # share of product documents written as a User/Assistant exchange
 TOOL_FRACTION = 0.08  # share of those exchanges that answer with a python call
-CODE_FRACTION = 0.08  # share of product documents that are a bare python block, its output and a reading
+CODE_FRACTION = 0.05  # share of product documents that are a bare python block, its output and a reading
 MAX_SENTENCES = 2  # sentences per English document
 
 SYSTEM = "A conversation between User and Assistant."
@@ -74,13 +73,12 @@ _STYLES = (
     "What is {a} * {b}? The answer is {p}.",
 )
 # Direct replies in a conversation; most use the tags the demo prompt asks for.
-# Restating the problem ("{a} * {b} = ...") practises copying the operands, which a call needs.
 _DIRECT = (
     " " + ANSWER,
     " " + ANSWER,
+    " " + ANSWER,
     " {a} * {b} = " + ANSWER,
-    " {a} * {b} = " + ANSWER,
-    " {a} * {b} = {p}.",
+    " {p}",
     " The answer is {p}.",
 )
 # What follows an output block in a bare code document (copying the number is the skill).
@@ -147,8 +145,7 @@ def _product_doc(rng: random.Random) -> str:
     a, b = _pair(rng)
     if rng.random() < CODE_FRACTION:
         call, output, _ = tool_episode(a, b)
-        question = f"Question: What is {a} * {b}?\n" if rng.random() < 0.5 else ""
-        return question + call.lstrip() + output + rng.choice(_READINGS).format(a=a, b=b, p=a * b)
+        return call.lstrip() + output + rng.choice(_READINGS).format(a=a, b=b, p=a * b)
     if rng.random() >= CHAT_FRACTION:
         return rng.choice(_STYLES).format(a=a, b=b, p=a * b)
     head = rng.choice(_PREAMBLES) + f"User: What is {a} * {b}?\nAssistant:"
