@@ -183,16 +183,30 @@ def table(rows: list[dict[str, Any]]) -> list[str]:
 
 
 def write_docs(lines: list[str], command: str) -> None:
-    text = DOCS.read_text()
+    """Replace (or add, before "## GRPO vs TRL") the "## Tool episodes" section of docs/benchmarks.md."""
+    import textwrap
+
     load = ", ".join(f"{x:.1f}" for x in os.getloadavg())
-    note = (f"Measured on {os.cpu_count()} cores shared with other jobs (load average {load} at the end of the "
-            "run): compare rows within one run. The scripted policy costs nothing to generate (the tool path "
-            "alone); the model policy is the shipped demo model, whose prose mostly fails as a program.")
-    body = "\n".join(["## Tool episodes", "", f"`{command}`", "", note, "", *lines, ""]) + "\n"
-    head, sep, rest = text.partition("## Tool episodes")
+    when = time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime())
+    note = textwrap.fill(
+        f"Measured {when} on {os.cpu_count()} cores shared with other jobs (load average {load} at the end of "
+        "the run, the bench's own containers included): compare rows within one run. Every row plays the same episodes through `run_episodes` and "
+        "a `ToolRunner` (8 workers) with the `python` tool; only where programs run differs (the warm pool, "
+        "one container per core, or a fresh locked-down `docker run --rm` per call). The scripted policy "
+        "costs nothing to generate (the tool path alone); the model policy is the shipped demo model, whose "
+        "prose mostly fails as a program (\"failed calls\") but runs all the same. \"Loop blocked on "
+        "tools\": the share of wall time no episode was ready to generate; \"episode time on tools\": an "
+        "episode's mean wait on its calls over the batch's wall time (the loop keeps generating for the "
+        "ready episodes, so the first share stays low while the second shows the wait).", 100)
+    body = "\n".join(["## Tool episodes", "", f"`{command}`", "", note, "", *lines]) + "\n"
+    text = DOCS.read_text()
+    head, sep, rest = text.partition("## Tool episodes\n")
     if sep:
         nxt = rest.find("\n## ")
         text = head + body + (rest[nxt + 1:] if nxt >= 0 else "")
+    elif "\n## GRPO vs TRL\n" in text:
+        a, b = text.split("\n## GRPO vs TRL\n", 1)
+        text = a + "\n" + body + "\n## GRPO vs TRL\n" + b
     else:
         text = text.rstrip("\n") + "\n\n" + body
     DOCS.write_text(text)
@@ -236,7 +250,7 @@ def main(argv: list[str] | None = None) -> int:
                   f"({pool['eps_per_s'] / run['eps_per_s']:.1f}x); episode time on tools "
                   f"{100 * pool['episode_wait']:.0f}% vs {100 * run['episode_wait']:.0f}%{right}")
     if args.write_docs:
-        write_docs(lines, "python bench/tool_episodes.py " + " ".join(argv if argv is not None else sys.argv[1:]))
+        write_docs(lines, ".venv/bin/python bench/tool_episodes.py " + " ".join(argv if argv is not None else sys.argv[1:]))
     return 0
 
 

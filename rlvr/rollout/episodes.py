@@ -4,8 +4,10 @@
 episode per prompt (repeat a prompt G times for a group) and returns one `Trajectory` each:
 
 1. every episode that is ready (not waiting on a tool) gets its next model turn; ready episodes
-   are generated together, one sampler call per distinct per-turn token cap. The cap is
-   ``min(params.max_new_tokens, tokens left in the episode's budget)``, and the turn stops at the
+   are generated together in one sampler call. Each turn's cap is ``min(params.max_new_tokens,
+   tokens left in the episode's budget)``: the call runs to the largest cap of its episodes and a
+   turn longer than its own cap is cut to it (the tokens kept are distributed exactly as if
+   generation had stopped there; one large batch beats a call per cap). A turn also stops at the
    sampler's stop strings plus the environment's (``env.stop``, e.g. ``</tool_call>``);
 2. the environment reads the whole trajectory and answers `Done`, an `Observation`, or
    `ToolCalls`; calls go to the runner (``runner.submit(call) -> Future[ToolResult]``) and the
@@ -47,7 +49,6 @@ from __future__ import annotations
 
 import dataclasses
 import time
-from collections import defaultdict
 from collections.abc import Sequence
 from concurrent.futures import FIRST_COMPLETED, Future, wait
 from dataclasses import dataclass, field
@@ -65,7 +66,7 @@ class EpisodeStats:
     """What one `run_episodes` call did, beyond the trajectories."""
 
     episodes: int = 0
-    generate_calls: int = 0  # sampler calls (one per round and distinct token cap)
+    generate_calls: int = 0  # sampler calls (one per round of ready episodes)
     blocked_s: float = 0.0  # seconds the loop waited on tools with no episode ready to generate
     wall_s: float = 0.0
 
@@ -131,16 +132,13 @@ def run_episodes(
                 _tool_results(ep, env, tokenizer)
         ready = [ep for ep in eps if ep.traj.end is None and not ep.futures]
         if ready:
-            by_cap: dict[int, list[_Episode]] = defaultdict(list)
-            for ep in ready:
-                by_cap[min(params.max_new_tokens, env.max_tokens - ep.used)].append(ep)
-            for cap, group in sorted(by_cap.items(), reverse=True):
-                call_seed = None if seed is None else seed + stats.generate_calls
-                turn_params = dataclasses.replace(params, max_new_tokens=cap, stop=stop, seed=call_seed)
-                out = sampler.generate([list(ep.context) for ep in group], n=1, params=turn_params)
-                stats.generate_calls += 1
-                for ep, g in zip(group, out):
-                    _model_turn(ep, g.completions[0], env, runner, params, tokenizer)
+            caps = [min(params.max_new_tokens, env.max_tokens - ep.used) for ep in ready]
+            call_seed = None if seed is None else seed + stats.generate_calls
+            turn_params = dataclasses.replace(params, max_new_tokens=max(caps), stop=stop, seed=call_seed)
+            out = sampler.generate([list(ep.context) for ep in ready], n=1, params=turn_params)
+            stats.generate_calls += 1
+            for ep, cap, g in zip(ready, caps, out):
+                _model_turn(ep, _capped(g.completions[0], cap, tokenizer), env, runner, tokenizer)
             continue
         waiting = [f for ep in eps for f in ep.futures]
         if not waiting:
@@ -153,8 +151,15 @@ def run_episodes(
     return [ep.traj for ep in eps]
 
 
-def _model_turn(ep: _Episode, comp: Completion, env: Environment, runner: Any, params: SamplingParams,
-                tokenizer: Any) -> None:
+def _capped(comp: Completion, cap: int, tokenizer: Any) -> Completion:
+    """`comp` cut to `cap` tokens (finish reason "length") when it is longer."""
+    if len(comp.token_ids) <= cap:
+        return comp
+    ids = list(comp.token_ids[:cap])
+    return Completion(tokenizer.decode(ids, skip_special_tokens=True), ids, list(comp.logprobs[:cap]), "length")
+
+
+def _model_turn(ep: _Episode, comp: Completion, env: Environment, runner: Any, tokenizer: Any) -> None:
     """Append a model turn, then act on the environment's answer to it."""
     ep.add(Turn("model", comp.text, list(comp.token_ids), list(comp.logprobs), comp.finish_reason))
     if comp.finish_reason == "length":  # cut: by the budget, or by the per-turn limit

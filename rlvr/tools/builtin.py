@@ -147,7 +147,7 @@ class PythonTool:
         if res.timed_out:
             tail, status = f"[timed out after {timeout_s:g} s]", "timeout"
         elif res.memory_exceeded:
-            tail, status = f"[killed: over the memory limit of {self.memory_mb} MB]", "error"
+            tail, status = f"[over the memory limit of {self.memory_mb} MB]", "error"
         elif res.signal is not None:
             tail, status = f"[killed by signal {res.signal}]", "error"
         elif res.exit_code != 0:

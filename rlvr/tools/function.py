@@ -6,7 +6,8 @@ and a JSON schema built from its signature (``int`` -> integer, ``float`` -> num
 without a default is required; ``Args:`` lines of the docstring describe parameters).
 
 Each call runs in a child process of this one (`rlvr.tools._fn_worker`), kept warm between calls
-(one per concurrent call, started on demand), so a function that hangs is killed at its deadline
+(one per concurrent call, started on demand; a new process's first call also pays its start, about
+0.1 s), so a function that hangs is killed at its deadline
 with its whole process group, not abandoned in a thread; the next call gets a fresh process. The
 model's arguments are checked against the schema before anything runs. What the function returns
 is the model's observation (a string as is, a dict or list as JSON, anything else ``str()``);

@@ -88,8 +88,8 @@ class ToolRunner:
 
     def __init__(self, tools: Mapping[str, Tool] | Sequence[str | Tool], *, timeout_s: float = 10.0,
                  max_output_chars: int = 2000, workers: int = 8, sandbox: Any = "auto", grace_s: float = 5.0):
-        if timeout_s <= 0 or max_output_chars < 100 or workers < 1:
-            raise ValueError("ToolRunner: timeout_s > 0, max_output_chars >= 100 and workers >= 1 required")
+        if timeout_s <= 0 or max_output_chars < 1 or workers < 1:
+            raise ValueError("ToolRunner: timeout_s > 0, max_output_chars >= 1 and workers >= 1 required")
         self.timeout_s, self.max_output_chars, self.grace_s = float(timeout_s), int(max_output_chars), grace_s
         self.tools: dict[str, Tool] = {}
         self._owned: list[Tool] = []

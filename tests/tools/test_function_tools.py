@@ -16,7 +16,7 @@ from rlvr.tools.function import FunctionTool, json_schema
 
 
 @register_tool
-def unit_price(total: float, count: int, currency: Literal["EUR", "USD"] = "EUR") -> str:
+def item_price(total: float, count: int, currency: Literal["EUR", "USD"] = "EUR") -> str:
     """Price of one item.
 
     Args:
@@ -36,8 +36,8 @@ def _alive(pid: int) -> bool:
 
 
 def test_register_tool_schema_and_description():
-    tool = get_tool("unit_price")
-    assert isinstance(tool, Tool) and tool.name == "unit_price" and "unit_price" in list_tools()
+    tool = get_tool("item_price")
+    assert isinstance(tool, Tool) and tool.name == "item_price" and "item_price" in list_tools()
     assert tool.description == "Price of one item."
     assert tool.parameters == {
         "type": "object",
@@ -65,7 +65,7 @@ def test_registering_a_builtin_name_is_refused():
 
 
 def test_bad_arguments_are_results_not_exceptions():
-    tool = get_tool("unit_price")
+    tool = get_tool("item_price")
     try:
         for args, why in [({"count": 2}, "missing argument 'total'"),
                           ({"total": 1, "count": "2"}, "expected integer"),
@@ -81,6 +81,13 @@ def test_bad_arguments_are_results_not_exceptions():
 
 def test_get_tool_from_a_file_reference(tmp_path, monkeypatch):
     (tmp_path / "my_tools.py").write_text(textwrap.dedent('''
+        from rlvr.tools import register_tool
+
+        @register_tool
+        def unit_price(total: float, count: int) -> str:
+            """Price of one item, given what `count` items cost in all."""
+            return f"{total / count:.2f}"
+
         def reverse(text: str) -> str:
             """Reverse a text."""
             return text[::-1]
@@ -95,6 +102,12 @@ def test_get_tool_from_a_file_reference(tmp_path, monkeypatch):
                 return ToolResult(self.prefix + str(arguments))
     '''))
     monkeypatch.chdir(tmp_path)
+    price = get_tool("my_tools.py:unit_price")  # the docs/tools.md example: loading it registers it too
+    try:
+        assert price.name == "unit_price" and price({"total": 10, "count": 4}, timeout_s=30).output == "2.50"
+        assert price.description == "Price of one item, given what `count` items cost in all."
+    finally:
+        price.close()
     rev = get_tool("my_tools.py:reverse")
     try:
         assert rev.name == "reverse" and rev({"text": "abc"}, timeout_s=30).output == "cba"
@@ -117,11 +130,13 @@ def test_get_tool_from_a_file_reference(tmp_path, monkeypatch):
 def test_a_hanging_function_is_killed_at_its_deadline(tmp_path):
     pidfile = tmp_path / "pids"
 
-    def hang(path: str) -> str:
+    def hang(path: str, seconds: float) -> str:
         import os
         import subprocess
         import time
 
+        if seconds == 0:
+            return "warm"
         child = subprocess.Popen(["sleep", "300"])
         with open(path, "w") as f:
             f.write(f"{os.getpid()} {child.pid}")
@@ -130,7 +145,8 @@ def test_a_hanging_function_is_killed_at_its_deadline(tmp_path):
 
     tool = FunctionTool(hang)
     try:
-        res = tool({"path": str(pidfile)}, timeout_s=1.5)
+        assert tool({"path": str(pidfile), "seconds": 0}, timeout_s=60).output == "warm"  # process started
+        res = tool({"path": str(pidfile), "seconds": 300}, timeout_s=1.5)
         assert res.status == "timeout" and "did not finish within 1.5 s" in res.output
         pids = [int(p) for p in pidfile.read_text().split()]
         # the worker and the child it started are gone (killed with their process group)

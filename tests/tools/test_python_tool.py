@@ -42,8 +42,9 @@ def test_output_and_exit_status(box):
 
 def test_hang_hits_the_deadline_and_the_flood_is_cut(box):
     flood = "import sys\nblock = 'x' * (1 << 20)\nfor _ in range(100):\n    sys.stdout.write(block)\nprint('END')"
-    with ToolRunner(["python"], sandbox=box, timeout_s=2, max_output_chars=1000) as r:
-        hang, big = r.run([py("print('started', flush=True)\nwhile True:\n    pass"), py(flood)])
+    with ToolRunner(["python"], sandbox=box, timeout_s=30, max_output_chars=1000) as r:
+        hang = r.submit(py("import time\nprint('started', flush=True)\nwhile True:\n    time.sleep(1)"), timeout_s=2)
+        hang, big = hang.result(60), r.submit(py(flood)).result(60)
         after = r.submit(py("print('still serving')")).result(60)
     assert hang.status == "timeout" and hang.output == "started\n[timed out after 2 s]\n"
     assert big.status == "ok" and big.truncated and len(big.output) <= 1100
@@ -93,3 +94,15 @@ def test_python_tool_refuses_a_non_sandbox():
 
     with pytest.raises(ToolSpecError, match="Sandbox protocol"):
         PythonTool(sandbox=object())
+
+
+def test_local_sandbox_is_loud(caplog):
+    import warnings
+
+    tool = PythonTool(sandbox="local")
+    with warnings.catch_warnings():  # the shared LocalSandbox warns once per process, when it starts
+        warnings.simplefilter("ignore")
+        with caplog.at_level("WARNING", logger="rlvr.tools"):
+            res = tool({"code": "print('here')"}, timeout_s=30)
+    assert res.output == "here\n"
+    assert any("not the Docker pool" in r.getMessage() for r in caplog.records)

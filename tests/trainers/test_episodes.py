@@ -225,11 +225,12 @@ def test_observation_tokens_leave_the_gradient_unchanged(policy):
     obs = torch.tensor([0.0] * 4 + [1.0] * 3 + [0.0] * 3 + [1.0] * 2)  # model, observation, model, observation
     mask = (1 - obs).tolist()
     algos = [dataclasses.replace(get_preset(name), kl_coef=0.1, kl_in="loss", entropy_coef=0.01)
-             for name in ("grpo", "dapo", "dr_grpo")]
+             for name in ("grpo", "dapo", "dr_grpo", "gspo")]
+    algos += [dataclasses.replace(algos[0], correction="seq_tis"), dataclasses.replace(algos[1], tis_cap=2.0)]
 
     def grads(tail: list[int], x: float, masked: bool) -> torch.Tensor:
         ids = [5, 6, 7, 8, 20, 21, 22, 9, 10, 11, *tail]
-        lp = (-1.0 + x * obs).tolist()  # the sampler's (and old) logprobs: x at observations
+        lp = (-1.0 + x * obs).tolist()  # the sampler's logprobs: x at observations
         g = ScoredGroup(Sample(prompt="q"), "q", [3, 4], [Completion("x", ids, lp, "stop")], [Score(1.0, True)],
                         loss_masks=[mask if masked else [1.0] * len(ids)])
         batch = pack_groups([g], tok.pad_token_id)
@@ -237,8 +238,9 @@ def test_observation_tokens_leave_the_gradient_unchanged(policy):
         model.zero_grad()
         for algo in algos:
             logp, ent = forward_logprobs(model, batch, slice(0, 1), entropy="grad")
-            ref = logp.detach() - 0.1 + x * obs
-            loss, _ = policy_loss(algo, logp, batch.sampler_logp, adv, batch.mask, max_len=12, ref_logp=ref,
+            ref = logp.detach() - 0.1 + x * obs  # the reference's, and the old policy's
+            old = logp.detach() - 0.2 * torch.arange(12.0) / 12 - 0.5 * x * obs
+            loss, _ = policy_loss(algo, logp, old, adv, batch.mask, max_len=12, ref_logp=ref,
                                   entropy=ent, sampler_logp=batch.sampler_logp)
             loss.backward()
         return torch.cat([p.grad.flatten() for p in model.parameters() if p.grad is not None])

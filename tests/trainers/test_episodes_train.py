@@ -52,6 +52,7 @@ def episode_config(run_dir: Path, model: Path, **sections) -> dict:
     cfg["task"]["verifier_options"] = {"length": {"max_chars": 64}}
     cfg["rollout"].update({"prompts_per_step": 3, "max_new_tokens": 80, "chunks": 1})
     cfg["logging"]["eval_every"] = 3
+    cfg["optim"]["lr"] = 1e-4  # small steps: the taught tool calls must survive the length reward
     cfg["checkpoint"]["every"] = 0
     cfg.setdefault("env", {}).update({"max_turns": 3, "max_tokens": 200})
     return cfg
