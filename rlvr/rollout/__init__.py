@@ -6,7 +6,10 @@
   truncation handling, dynamic sampling) and `evaluate(...)` (held-out accuracy), used by every
   caller that generates and then scores;
 - `rlvr.rollout.batch`: `pack_groups` (groups -> padded tensors), `forward_logprobs`,
-  `prefix_then_tails`, `microbatch_weight` and `policy_loss` (the one objective the trainer runs).
+  `prefix_then_tails`, `microbatch_weight` and `policy_loss` (the one objective the trainer runs);
+- `rlvr.rollout.trajectory` and `rlvr.rollout.episodes`: multi-turn episodes (`Trajectory`,
+  `Environment`, `run_episodes`, `ToolEnvironment`, `EpisodeSetup`), which `collect` plays
+  instead of single completions when the plan has an `EpisodeSetup`.
 
 Try it::
 
@@ -23,8 +26,9 @@ from rlvr.rollout.batch import (
     zero_variance,
 )
 from rlvr.rollout.collect import Rollout, RolloutPlan, collect, eval_metrics, evaluate, overlong_shaping, tied
+from rlvr.rollout.episodes import EpisodeSetup, ToolEnvironment, episode_metrics, run_episodes
 from rlvr.rollout.records import PromptBatch, RolloutStats, ScoredGroup
 
-__all__ = ["PromptBatch", "Rollout", "RolloutBatch", "RolloutPlan", "RolloutStats", "ScoredGroup", "collect",
+__all__ = ["EpisodeSetup", "PromptBatch", "Rollout", "RolloutBatch", "RolloutPlan", "RolloutStats", "ScoredGroup", "collect",
            "eval_metrics", "evaluate", "forward_logprobs", "microbatch_weight", "overlong_shaping", "pack_groups",
-           "policy_loss", "prefix_then_tails", "tied", "zero_variance"]
+           "policy_loss", "prefix_then_tails", "run_episodes", "tied", "ToolEnvironment", "episode_metrics", "zero_variance"]

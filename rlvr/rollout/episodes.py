@@ -22,7 +22,9 @@ episode per prompt (repeat a prompt G times for a group) and returns one `Trajec
    ``Turn.truncated``), or when a model turn hits ``params.max_new_tokens`` (``"length"``).
 
 The model's mistakes are data: a malformed call, an unknown tool, a crash, a hang or a flood of
-output come back as an observation (the runner's `ToolResult`), never as an exception.
+output come back as an observation (the runner's `ToolResult`), never as an exception. An
+exception in the environment's own code (a bug, not a mistake of the model) is raised, naming
+the environment and the turn.
 
 `ToolEnvironment` is the default environment: it parses each model turn with
 `rlvr.tools.parse.parse_calls`; no call means the episode is done, calls are run (a malformed
@@ -35,7 +37,7 @@ What it does not do: parse or run tools (`rlvr.tools`), score trajectories (the 
 make sampling reproducible across runs when tools finish in a different order (which episodes
 share a sampler call, and so its seed, depends on when their tools return).
 
-Try it (a tiny model, a function tool; see tests/rollout/test_episodes.py)::
+Try it (any sampler and its tokenizer; tests/trainers/test_episodes.py runs the tiny model)::
 
     from rlvr.rollout.episodes import ToolEnvironment, run_episodes
     from rlvr.tools.runner import ToolRunner
@@ -60,6 +62,7 @@ from rlvr.tools.base import ToolCall, ToolResult
 
 __all__ = ["EpisodeSetup", "EpisodeStats", "ToolEnvironment", "as_completion", "episode_groups", "episode_metrics",
            "run_episodes"]
+
 
 @dataclass
 class EpisodeStats:
@@ -174,6 +177,8 @@ def _model_turn(ep: _Episode, comp: Completion, env: Environment, runner: Any, t
         ep.traj.end = "done"
     elif len(ep.traj.model_turns) >= env.max_turns:
         ep.traj.end = "max_turns"
+    elif ep.used >= env.max_tokens:  # no room left for what the environment would answer
+        ep.traj.end = "max_tokens"
     elif isinstance(answer, Observation):
         _observe(ep, answer.text, [], [], env, tokenizer)
     elif isinstance(answer, ToolCalls):
@@ -235,10 +240,15 @@ class ToolEnvironment(Environment):
     observation: a template for each result (``{output}``, ``{name}``, ``{status}``); None shows
     each result in its call's format (`rlvr.tools.parse.format_observation`: an ``output`` fence
     after a python block, ``<tool_response>`` tags after a ``<tool_call>``).
+    around: a template for the whole observation (``{results}``). Chat models read tool results in
+    a turn of their own, e.g. for ChatML
+    ``"\n<|im_start|>user\n{results}<|im_end|>\n<|im_start|>assistant\n"`` (special tokens in
+    the text become special tokens, as the chat template would write them).
     """
 
     def __init__(self, tools: Sequence[Any] = ("python",), formats: Sequence[str] = ("python_fence", "hermes"),
-                 max_turns: int = 4, max_tokens: int = 512, observation: str | None = None):
+                 max_turns: int = 4, max_tokens: int = 512, observation: str | None = None,
+                 around: str = "{results}"):
         from rlvr.tools.parse import STOPS, stops_for
 
         unknown = [f for f in formats if f not in STOPS]
@@ -249,7 +259,7 @@ class ToolEnvironment(Environment):
         self.formats = tuple(formats)
         self.stop = stops_for(self.formats)
         self.max_turns, self.max_tokens = int(max_turns), int(max_tokens)
-        self.observation = observation
+        self.observation, self.around = observation, around
 
     def respond(self, trajectory: Trajectory, sample: Any) -> Done | Observation | ToolCalls:
         from rlvr.tools.parse import parse_calls
@@ -263,9 +273,11 @@ class ToolEnvironment(Environment):
         if self.observation is None:
             from rlvr.tools.parse import format_observation
 
-            return format_observation(calls, results)
-        return "".join(self.observation.format(output=r.output, name=c.name, status=r.status)
-                       for c, r in zip(calls, results))
+            text = format_observation(calls, results)
+        else:
+            text = "".join(self.observation.format(output=r.output, name=c.name, status=r.status)
+                           for c, r in zip(calls, results))
+        return self.around.format(results=text)
 
 
 

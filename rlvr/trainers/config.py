@@ -132,7 +132,8 @@ class EnvConfig:
     # Observation tokens are in the sequence but out of the loss. Off unless `tools` or
     # `environment` is set, or the task brings its own environment (Task.environment()).
     # The environment: None = the task's own, else (with tools) the built-in ToolEnvironment; or
-    # your class as "path/to/file.py:Class" / "package.module:Class", built with `options`.
+    # your class as "path/to/file.py:Class" / "package.module:Class", built with `options`
+    # (ToolEnvironment takes `observation` and `around`, templates for what the model reads).
     environment: str | None = None
     options: dict[str, Any] = field(default_factory=dict)
     # Tools the model may call: built-ins (python, calculator), @register_tool names, or

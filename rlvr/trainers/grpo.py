@@ -418,7 +418,7 @@ def train(cfg: TrainConfig, *, resume: bool = False, config_yaml: str | None = N
     run_dir.mkdir(parents=True, exist_ok=True)
     parts, state, ckpt = _build(cfg, acc, run_dir, resume, task, sampler)
     if acc.is_main_process:  # the objective this run trains, as `rlvr presets show` prints it
-        (run_dir / "objective.txt").write_text(describe(cfg.algo, base=cfg.preset, max_new_tokens=cfg.rollout.max_new_tokens) + "\n")
+        (run_dir / "objective.txt").write_text(describe(cfg.algo, base=cfg.preset, max_new_tokens=max_length(parts)) + "\n")
     eval_samples = parts.task.samples(cfg.task.eval_split, cfg.task.eval_limit) if cfg.logging.eval_every else []
     main = acc.is_main_process
     logger = RunLogger(run_dir, tensorboard=cfg.logging.tensorboard and main, wandb_project=cfg.logging.wandb_project if main else None)

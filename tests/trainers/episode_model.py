@@ -4,7 +4,8 @@ A random tiny model never writes a tool call, so the tests teach one (a few hund
 of supervised steps on the session's tiny model) three scripted episodes, greedy-exact:
 - ``A:`` calls the calculator well (``6*7``) and, after the result, answers;
 - ``B:`` calls a tool that does not exist (``search``);
-- ``C:`` writes a malformed call (bad JSON).
+- ``C:`` writes a malformed call (bad JSON);
+- ``D:`` writes a fenced python block (for the python tool) and, after its output, answers.
 Each episode is taught as the loop builds it: the turns tokenized one by one and concatenated.
 """
 
@@ -17,10 +18,12 @@ import torch
 CALL = '<tool_call>{"name": "calculator", "arguments": {"expression": "6*7"}}</tool_call>'
 UNKNOWN = '<tool_call>{"name": "search", "arguments": {"q": "6*7"}}</tool_call>'
 MALFORMED = "<tool_call>{name: calculator}</tool_call>"
+FENCE = "```python\nprint(6*7)\n```\n"
 SCRIPTS = {
     "A:": [CALL, "<tool_response>\n42\n</tool_response>\n", " The answer is 42."],
     "B:": [UNKNOWN, "<tool_response>\nerror\n</tool_response>\n", " I give up."],
     "C:": [MALFORMED, "<tool_response>\nerror\n</tool_response>\n", " Oops."],
+    "D:": [FENCE, "```output\n42\n```\n", " The answer is 42."],
 }
 
 

@@ -284,3 +284,38 @@ def test_tool_environment_runs_calls_and_turns_mistakes_into_observations(taught
     assert all(len(t.model_turns) >= 2 for t in trajs)  # the model read each observation and went on
     m = episode_metrics(trajs)
     assert (m["tools/calls_per_episode"], m["tools/errors"], m["tools/malformed"], m["tools/unknown"]) == (1.0, 2.0, 1.0, 1.0)
+
+
+def test_a_bug_in_the_environment_is_raised_naming_it(policy, runner):
+    """The model's mistakes are observations; the environment's own exception is a bug, and says whose."""
+    _, tok, sampler = policy
+
+    class Broken(Environment):
+        def respond(self, trajectory, sample):
+            return {}["missing"]
+
+    with pytest.raises(RuntimeError, match=r"Broken\.respond raised after model turn 1: KeyError"):
+        run_episodes(sampler, Broken(), runner, [tok("Q:")["input_ids"]], [Sample(prompt="q")],
+                     SamplingParams(max_new_tokens=40, stop=STOPS), tok, seed=0)
+
+
+@pytest.mark.docker
+def test_python_calls_run_in_the_docker_pool_inside_episodes(taught):
+    """A fenced python block runs in the Docker warm pool and its output is the next observation."""
+    from rlvr.rollout.episodes import ToolEnvironment
+    from tests.verifiers.conftest import make_box
+
+    from .episode_model import FENCE
+
+    _, tok, sampler = taught
+    box = make_box("docker")
+    try:
+        with ToolRunner(["python"], sandbox=box, timeout_s=20) as r:
+            env = ToolEnvironment(["python"], ["python_fence"], max_turns=3, max_tokens=200)
+            trajs = run_episodes(sampler, env, r, [tok("D:")["input_ids"]] * 2, [Sample(prompt="q")] * 2,
+                                 SamplingParams(temperature=0, max_new_tokens=80), tok)
+    finally:
+        box.close()
+    for t in trajs:
+        assert t.turns[0].text == FENCE and t.turns[1].text == "```output\n42\n```\n"
+        assert t.tool_results[0].ok and t.end == "done" and "42" in t.turns[2].text

@@ -120,6 +120,13 @@ def test_custom_environment_by_reference_and_the_tasks_own(tmp_path, tiny_model_
         def environment(self):
             return ToolEnvironment(["calculator"], ["python_fence"], max_turns=2)
 
+    chat = _load(tmp_path, small_config(tmp_path / "r", tiny_model_dir, env={
+        "tools": ["calculator"], "options": {"around": "<|im_start|>user\n{results}<|im_end|>"}}))
+    from rlvr.tools.base import ToolCall, ToolResult
+
+    call = ToolCall("calculator", {"expression": "6*7"}, raw="<tool_call>...</tool_call>")
+    assert build_environment(chat.env, None).observe([call], [ToolResult("42")], None) == \
+        "<|im_start|>user\n<tool_response>\n42\n</tool_response>\n<|im_end|>"
     plain = _load(tmp_path, small_config(tmp_path / "r", tiny_model_dir, env={"max_turns": 3}))
     assert build_environment(plain.env, tool_task()) is None  # no env section, no task environment
     env = build_environment(plain.env, WithTools(train=[], test=[]))
