@@ -21,7 +21,7 @@ What it does:
   The call is exactly what `rlvr.tools.parse` reads as a `python` call and the output block is
   exactly the observation `rlvr.rollout.episodes.ToolEnvironment` appends for the `python` tool,
   so the rare behaviour in pretraining is the one GRPO can amplify in real episodes.
-  `CODE_FRACTION` (5%) of the product documents are a bare python block with its output block and
+  `CODE_FRACTION` (12%) of the product documents are a bare python block with its output block and
   a line that reads the number off it (no conversation, no question): they teach copying from an
   output block without making the conversation's call more likely.
 - `is_held_out(a, b)`: `rlvr.tasks.arithmetic.is_heldout` on "a * b" (md5 of the canonical
@@ -48,7 +48,7 @@ from rlvr.tasks.products import A_RANGE, B_RANGE
 PRODUCT_FRACTION = 0.70  # share of documents about products; the rest is English text
 CHAT_FRACTION = 0.6  # share of product documents written as a User/Assistant exchange
 TOOL_FRACTION = 0.08  # share of those exchanges that answer with a python call
-CODE_FRACTION = 0.05  # share of product documents that are a bare python block, its output and a reading
+CODE_FRACTION = 0.12  # share of product documents that are a bare python block, its output and a reading
 MAX_SENTENCES = 2  # sentences per English document
 
 SYSTEM = "A conversation between User and Assistant."
