@@ -14,8 +14,8 @@ What it does not do: RL or run tools (that is `rlvr train --preset tool_demo`). 
 shipped in `rlvr/data/tiny-tool/`; `ensure_tool_model()` returns it, or rebuilds it into a cache
 directory.
 
-Try it (the shipped model: 446 s of training and 465 s in all with one torch thread, on 2 cores
-shared with other jobs at load average 1-2):
+Try it (the shipped model: 908 s of training and 937 s in all with one torch thread, on 2 cores
+shared with other jobs at load average 4-6; an earlier run at load 1-2 trained in 446 s):
     python -m rlvr.demo.tool_pretrain --out /tmp/tiny-tool --threads 1
 """
 
