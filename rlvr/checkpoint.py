@@ -261,7 +261,7 @@ def load_trained(path: str | Path, dtype: str = "float32") -> tuple[Any, Any]:
     directory (its final/), a checkpoint, or a LoRA adapter directory (merged into its base)."""
     from rlvr.models import load_model_and_tokenizer
 
-    if str(path) == "demo":
+    if str(path) in ("demo", "demo-tool"):
         return load_model_and_tokenizer(path, dtype=dtype)
     where = model_dir(path)
     if (where / "adapter_config.json").exists():

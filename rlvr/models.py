@@ -1,6 +1,7 @@
 """Model paths and loading: one place that turns a `--model` argument into a model and tokenizer.
 
-`resolve_model_path("demo")` is the shipped tiny arithmetic base model; a local directory is used
+`resolve_model_path("demo")` is the shipped tiny arithmetic base model ("demo-tool": the tool
+demo's, `rlvr.demo`); a local directory is used
 as is; anything else is treated as a hub name and loaded through transformers (which needs the
 network or a populated HF cache). A broken path gets an error that names it and says what is
 missing, instead of a transformers traceback.
@@ -40,10 +41,10 @@ class ModelLoadError(InputError):
 
 def resolve_model_path(path: str | Path) -> Path | str:
     """"demo" -> the shipped base model; an existing directory -> itself; else a hub name (str)."""
-    if str(path) == "demo":
-        from rlvr.demo.pretrain import ensure_base_model
+    if str(path) in ("demo", "demo-tool"):  # the shipped base models (rlvr.demo)
+        from rlvr.demo import shipped_model
 
-        return ensure_base_model()
+        return shipped_model(str(path))
     p = Path(path).expanduser()
     if p.exists():
         if not p.is_dir():

@@ -195,7 +195,7 @@ def _environment_class(e: Any, bad: Any) -> None:
 def check_model_path(path: str) -> str | None:
     """Why `path` cannot be loaded as a model (None when it can, as far as can be told without loading):
     a local directory needs config.json; a hub name must be cached, or known to the hub (one request)."""
-    if path in ("demo", "tiny"):
+    if path in ("demo", "demo-tool", "tiny"):
         return None
     from rlvr.models import ModelLoadError, resolve_model_path
 

@@ -2,7 +2,8 @@
 
 Reads ``metrics.jsonl`` and ``alarms.jsonl`` from the run directory and writes ``report/``:
 one PNG per panel (reward, accuracy, KL, entropy, length, learning rate, gradient norm, clip
-fraction, zero-variance groups, verifier errors; for PPO also the KL controller and the critic)
+fraction, zero-variance groups, verifier errors; for PPO also the KL controller and the critic; for
+multi-turn tool episodes the tool calls per episode, the episode length, turns and tool errors)
 plus ``overview.png`` with all panels, and ``report.md`` listing the first and last values and
 every alarm with its likely cause and fix. A panel whose metrics never change (a constant learning
 rate, no clipping, no verifier errors; reward and accuracy are always drawn) is not drawn: report.md lists it as constant, with its
@@ -40,6 +41,14 @@ PANELS: dict[str, tuple[str, list[str]]] = {
     "truncated": ("Completions cut at the token limit", ["length/clipped_frac"]),
     "zero_var": ("Zero-variance groups", ["groups/zero_var_frac"]),
     "verifier": ("Verifier errors / timeouts", ["verifier/error_rate", "verifier/timeout_rate", "code/suspicious_rate"]),
+    # multi-turn episodes with tools (rlvr.rollout.episodes.episode_metrics; eval/: held-out, greedy)
+    "tool_calls": ("Tool calls per episode", ["tools/calls_per_episode", "eval/tools/calls_per_episode"]),
+    "episode_length": ("Episode length (tokens after the prompt: model, observation)",
+                       ["episode/model_tokens", "episode/obs_tokens", "eval/episode/model_tokens",
+                        "eval/episode/obs_tokens"]),
+    "turns": ("Model turns per episode", ["episode/turns", "eval/episode/turns"]),
+    "tool_errors": ("Tool errors (error rate; malformed calls, timeouts per step)",
+                    ["tools/error_rate", "tools/malformed", "tools/timeouts"]),
 }
 
 

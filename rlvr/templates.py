@@ -7,6 +7,8 @@ A registry of named templates. `render(name, question, tokenizer=None)` returns 
   <answer>…</answer>``.
 - ``r1_zero_short``: a one-line variant that only asks for ``<answer>`` tags, for tiny base models
   that cannot yet write a reasoning trace (the embedded demo uses it).
+- ``r1_zero_tool``: ``r1_zero_short`` that also says the Assistant can run Python code (the tool
+  demo's prompt, `rlvr train --preset tool_demo`).
 - ``qwen_math_boxed``: the Qwen2.5-Math instruction ("Please reason step by step, and put your
   final answer within \\boxed{}.") through the tokenizer's chat template.
 - ``chat``: the question as a single user turn through the tokenizer's chat template.
@@ -105,6 +107,10 @@ R1_ZERO_SHORT = (
     "A conversation between User and Assistant. The Assistant puts the final answer inside "
     "<answer> </answer> tags.\nUser: {question}\nAssistant:"
 )
+R1_ZERO_TOOL = (
+    "A conversation between User and Assistant. The Assistant can run Python code and puts the final "
+    "answer inside <answer> </answer> tags.\nUser: {question}\nAssistant:"
+)
 QWEN_MATH_INSTRUCTION = "Please reason step by step, and put your final answer within \\boxed{}."
 
 
@@ -118,6 +124,12 @@ def _r1_zero(question: str, tokenizer: Any = None) -> str:
 def _r1_zero_short(question: str, tokenizer: Any = None) -> str:
     """A short R1-Zero template asking only for <answer> tags (for tiny base models)."""
     return R1_ZERO_SHORT.format(question=question.strip())
+
+
+@register_template("r1_zero_tool")
+def _r1_zero_tool(question: str, tokenizer: Any = None) -> str:
+    """`r1_zero_short` saying the Assistant can run Python code (the tool demo's prompt)."""
+    return R1_ZERO_TOOL.format(question=question.strip())
 
 
 def _chat(tokenizer: Any, messages: list[dict[str, str]]) -> str:

@@ -50,6 +50,7 @@ _BUILTIN = {
     "math": "rlvr.tasks.math",
     "countdown": "rlvr.tasks.countdown",
     "arithmetic": "rlvr.tasks.arithmetic",
+    "products": "rlvr.tasks.products",
     "code": "rlvr.tasks.code",
     "humaneval": "rlvr.tasks.code",
     "mbpp": "rlvr.tasks.code",

@@ -3,6 +3,7 @@
     rlvr train                                  # the demo: tiny arithmetic base model learns <answer> tags
     rlvr train run.yaml preset=dapo algo.clip_high=0.3
     rlvr train --preset ppo                     # the PPO demo (configs/ppo_demo.yaml): critic, GAE, adaptive KL
+    rlvr train --preset tool_demo               # the tool demo (configs/tool_demo.yaml): learns to call python
     rlvr train run.yaml --resume                # continue from the newest checkpoint of logging.run_dir
     rlvr train run.yaml --import my_rewards.py  # a module or file whose @register_verifier names run.yaml uses
     rlvr train --overwrite                      # run the demo again in runs/demo
@@ -13,7 +14,9 @@ The config is checked before any model loads (`rlvr.preflight`: task, template, 
 start and saved as RUN_DIR/config.yaml; the trained model goes to RUN_DIR/final/ (LoRA runs: merged,
 with the adapter in final/adapter/). SIGTERM saves a checkpoint after the current step. With no config file
 the shipped `rlvr/configs/demo.yaml` is used (overrides still apply: ``rlvr train steps=50``), or
-`rlvr/configs/NAME_demo.yaml` for ``--preset NAME`` when one is shipped (``ppo``).
+`rlvr/configs/NAME_demo.yaml` for ``--preset NAME`` when one is shipped (``ppo``). ``--preset
+tool_demo`` names a shipped demo config itself (`rlvr/configs/tool_demo.yaml`, which sets its own
+preset).
 Guide: docs/training.md.
 """
 
@@ -26,13 +29,28 @@ from pathlib import Path
 DEMO_CONFIG = Path(__file__).resolve().parent.parent / "configs" / "demo.yaml"
 
 
+def shipped_demo(name: str | None) -> Path | None:
+    """The shipped demo config `name` names (``--preset tool_demo`` -> configs/tool_demo.yaml), or None
+    when `name` is an algorithm preset (``--preset ppo``) or nothing is shipped under that name.
+
+    >>> shipped_demo("tool_demo").name, shipped_demo("ppo"), shipped_demo(None)
+    ('tool_demo.yaml', None, None)
+    """
+    from rlvr.presets import PRESETS
+
+    if not name or name in PRESETS or not name.endswith("_demo"):
+        return None
+    path = DEMO_CONFIG.with_name(f"{name}.yaml")
+    return path if path.is_file() else None
+
+
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     from rlvr.config import add_config_arguments
 
     add_config_arguments(parser)
     parser.add_argument("--preset", metavar="NAME",
                         help="algorithm preset, the same as preset=NAME (`rlvr presets list`); "
-                             "algo.* overrides still apply on top of it")
+                             "algo.* overrides still apply on top of it. tool_demo: the shipped tool demo config")
     parser.add_argument("--resume", action="store_true",
                         help="continue from the newest checkpoint in logging.run_dir (metrics after it are replaced)")
     parser.add_argument("--overwrite", action="store_true",
@@ -52,9 +70,16 @@ def run(args: argparse.Namespace) -> int:
 
     import_targets(args.imports)
     path, overrides = split_config_args(args.config or [])
-    if args.preset:
+    demo = shipped_demo(args.preset)
+    if args.preset and demo is None:
         overrides.insert(0, f"preset={args.preset}")
-    if path is None and args.preset and DEMO_CONFIG.with_name(f"{args.preset}_demo.yaml").exists():
+    if demo is not None and path is not None:
+        from rlvr.config import ConfigError
+
+        raise ConfigError([f"--preset {args.preset} is the shipped config {demo}; give it or {path}, not both"])
+    if demo is not None:
+        path = str(demo)  # tool_demo.yaml (its own preset inside)
+    elif path is None and args.preset and DEMO_CONFIG.with_name(f"{args.preset}_demo.yaml").exists():
         path = str(DEMO_CONFIG.with_name(f"{args.preset}_demo.yaml"))  # e.g. ppo_demo.yaml, its KL on
     cfg = load_train_config(path if path is not None else DEMO_CONFIG, overrides)
     if args.print_config:

@@ -27,6 +27,7 @@ import math
 import os
 import sys
 import time
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -68,10 +69,12 @@ class PretrainConfig:
     max_new_tokens: int = 24
 
 
-def pack_corpus(tokenizer: Any, cfg: PretrainConfig) -> torch.Tensor:
-    """Tokenize the document stream (each followed by eos) until `corpus_tokens`; returns (N,)."""
+def pack_corpus(tokenizer: Any, cfg: Any, stream: Iterator[str] | None = None) -> torch.Tensor:
+    """Tokenize the document stream (each followed by eos) until `cfg.corpus_tokens`; returns (N,).
+    `stream`: the documents (default: the addition corpus, `rlvr.demo.corpus.documents`)."""
     eos = tokenizer.eos_token_id
-    stream = corpus.documents(cfg.seed, cfg.max_problems, cfg.max_sentences)
+    if stream is None:
+        stream = corpus.documents(cfg.seed, cfg.max_problems, cfg.max_sentences)
     chunks: list[torch.Tensor] = []
     total = 0
     while total < cfg.corpus_tokens:
@@ -83,7 +86,7 @@ def pack_corpus(tokenizer: Any, cfg: PretrainConfig) -> torch.Tensor:
     return torch.cat(chunks)[: cfg.corpus_tokens]
 
 
-def lr_at(step: int, cfg: PretrainConfig) -> float:
+def lr_at(step: int, cfg: Any) -> float:
     """Linear warmup to `lr` over `warmup_steps`, then cosine to `min_lr_ratio * lr` at `steps`."""
     if step < cfg.warmup_steps:
         return cfg.lr * (step + 1) / cfg.warmup_steps
@@ -92,7 +95,7 @@ def lr_at(step: int, cfg: PretrainConfig) -> float:
     return floor + (cfg.lr - floor) * 0.5 * (1 + math.cos(math.pi * min(1.0, progress)))
 
 
-def train(model: Any, tokens: torch.Tensor, cfg: PretrainConfig, progress: bool = True) -> list[float]:
+def train(model: Any, tokens: torch.Tensor, cfg: Any, progress: bool = True) -> list[float]:
     """Plain causal-LM training over consecutive rows of `tokens`; returns the loss per step."""
     from tqdm.auto import tqdm
 

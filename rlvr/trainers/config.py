@@ -60,8 +60,8 @@ class LoraConfig:
 @dataclass
 class ModelConfig:
     # A transformers model directory or hub name; "demo" = the shipped tiny arithmetic base model
-    # (rlvr.demo.pretrain.ensure_base_model); "tiny" = a random-init tiny Qwen2 built under the run
-    # directory (tests, smoke runs).
+    # (rlvr.demo.pretrain.ensure_base_model), "demo-tool" = the tool demo's (rlvr.demo.tool_pretrain);
+    # "tiny" = a random-init tiny Qwen2 built under the run directory (tests, smoke runs).
     path: str = "demo"
     # Shape overrides for path=tiny (rlvr.tiny.DEFAULT_SHAPE keys, e.g. hidden_size: 64).
     tiny_shape: dict[str, Any] = field(default_factory=dict)

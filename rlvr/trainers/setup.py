@@ -43,10 +43,10 @@ log = logging.getLogger("rlvr.train")
 
 def model_path(cfg: Any, run_dir: Path, is_main: bool = True) -> Path:
     """The directory of the policy's starting weights (building the demo/tiny model when needed)."""
-    if cfg.model.path == "demo":
-        from rlvr.demo.pretrain import ensure_base_model
+    if cfg.model.path in ("demo", "demo-tool"):  # the shipped base models (rlvr.demo)
+        from rlvr.demo import shipped_model
 
-        return ensure_base_model()
+        return shipped_model(cfg.model.path)
     if cfg.model.path == "tiny":
         from rlvr.tiny import build_tiny_model
 
