@@ -69,6 +69,12 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                              "registers can be named (repeatable)")
     parser.add_argument("--threads", type=int, default=None,
                         help="torch threads (default: free cores, from the load average; OMP_NUM_THREADS wins)")
+    add_env_arguments(parser)
+    parser.add_argument("--output", default=None, help="samples JSONL (default: runs/eval/<task>-<time>.jsonl)")
+
+
+def add_env_arguments(parser: argparse.ArgumentParser) -> None:
+    """``--env`` and ``--no-env`` (``rlvr eval`` and ``rlvr generate``)."""
     parser.add_argument("--env", action="append", default=[], metavar="K=V | FILE.yaml",
                         help="multi-turn episodes with tools: a key of the env: section (tools=[python,calculator], "
                              "formats=[hermes], max_turns=4, max_tokens=512, timeout_s=10, environment=my_env.py:Env, "
@@ -77,10 +83,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--no-env", action="store_true",
                         help="single-turn completions, even when the model was trained with tools or the task "
                              "brings an environment")
-    parser.add_argument("--output", default=None, help="samples JSONL (default: runs/eval/<task>-<time>.jsonl)")
 
 
-def _env_config(args: argparse.Namespace) -> tuple[Any, str]:
+def env_config(args: argparse.Namespace) -> tuple[Any, str]:
     """The ``env:`` section to evaluate with (an `EnvConfig`): the model's training config's, then
     each ``--env`` in order; checked (tools, formats, environment class) before any model loads.
     None with ``--no-env``. Also says where the section came from."""
@@ -120,7 +125,7 @@ def _env_config(args: argparse.Namespace) -> tuple[Any, str]:
     return ecfg, source
 
 
-def _describe_env(env: Any) -> dict[str, Any]:
+def describe_env(env: Any) -> dict[str, Any]:
     """What the summary records about the environment the episodes ran in."""
     return {"environment": type(env).__name__, "tools": [str(t) for t in getattr(env, "tools", ())],
             "formats": list(getattr(env, "formats", ())), "max_turns": env.max_turns, "max_tokens": env.max_tokens}
@@ -182,7 +187,7 @@ def run(args: argparse.Namespace) -> int:
     verifier = parse_verifier(args.verifier) if args.verifier else task.verifier()
     from rlvr.rollout.environments import build_environment, build_episodes
 
-    ecfg, source = _env_config(args)  # a bad env: section fails here, before the model loads
+    ecfg, source = env_config(args)  # a bad env: section fails here, before the model loads
     env = build_environment(ecfg, task) if ecfg is not None else None
     samples = task.samples(args.split, limit=args.limit)
     if not samples:
@@ -199,7 +204,7 @@ def run(args: argparse.Namespace) -> int:
     sampler, tokenizer = _sampler(args)
     episodes = build_episodes(ecfg, task, tokenizer, env=env) if env is not None else None
     if episodes is not None:
-        d = _describe_env(env)
+        d = describe_env(env)
         console.print(f"rlvr eval: multi-turn episodes ({d['environment']} from {source}): tools "
                       f"{', '.join(d['tools']) or '-'}, formats {', '.join(d['formats']) or '-'}, "
                       f"max_turns {d['max_turns']}, max_tokens {d['max_tokens']}")
@@ -218,7 +223,7 @@ def run(args: argparse.Namespace) -> int:
     summary = summarize(problems, ks)
     summary.update(model=str(args.model), task=args.task, split=args.split, seconds=round(elapsed, 2))
     if episodes is not None:
-        summary["env"] = _describe_env(env)
+        summary["env"] = describe_env(env)
     out = Path(args.output or f"runs/eval/{args.task}-{time.strftime('%Y%m%d-%H%M%S')}.jsonl")
     write_jsonl(out, records)
     out.with_suffix(".summary.json").write_text(json.dumps(summary, indent=1) + "\n")

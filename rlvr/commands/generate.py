@@ -13,6 +13,13 @@ token budget are the ones it was trained with, so the model sees what it learned
 completion (``--json``: one JSON object per line with the prompt, the rendered prompt and the
 completions).
 
+Multi-turn episodes with tools: a model trained with tools (an ``env:`` section, or a task that
+brings its own environment, as the tool demo's ``products``) plays episodes here too, with the
+same tools, call formats and limits: its calls run (model-written code in the sandbox) and their
+output is shown between the model's turns. ``--env KEY=VALUE`` / ``--env FILE.yaml`` give any
+model tools, ``--no-env`` plays one turn (the options of ``rlvr eval``). ``--json`` rows then add
+each episode's turns.
+
 What it does not do: score completions (``rlvr eval`` does), or serve requests (``rlvr serve``).
 """
 
@@ -40,7 +47,10 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--json", action="store_true", help="one JSON object per prompt on stdout")
     parser.add_argument("--import", dest="imports", action="append", default=[], metavar="MODULE | FILE.py",
-                        help="import a module or .py file first (a template of your own)")
+                        help="import a module or .py file first (a template, a tool or an environment of your own)")
+    from rlvr.commands.eval import add_env_arguments
+
+    add_env_arguments(parser)
 
 
 def _training_config(model: str) -> dict[str, Any]:
@@ -82,6 +92,36 @@ def _template(args: argparse.Namespace, trained: dict[str, Any]) -> str:
     return "none"
 
 
+def _trained_task(trained: dict[str, Any]) -> Any:
+    """The task the model was trained on (for its own environment), or None."""
+    task = trained.get("task") or {}
+    if not task.get("name"):
+        return None
+    from rlvr.io import InputError
+    from rlvr.tasks import get_task
+
+    try:
+        return get_task(task["name"], **(task.get("options") or {}))
+    except (InputError, TypeError, ValueError):
+        return None
+
+
+def _environment(args: argparse.Namespace, trained: dict[str, Any]) -> tuple[Any, Any, str]:
+    """(env: section, environment, where it came from); the environment is None for single turns.
+    A bad --env or training env: section fails here, before the model loads."""
+    from rlvr.commands.eval import env_config
+    from rlvr.rollout.environments import build_environment
+
+    ecfg, source = env_config(args)
+    if ecfg is None:
+        return None, None, source
+    task = _trained_task(trained)
+    env = build_environment(ecfg, task)
+    if source == "the task" and env is not None:
+        source = f"task {trained['task']['name']!r}"
+    return ecfg, env, source
+
+
 def run(args: argparse.Namespace) -> int:
     from rlvr.checkpoint import load_trained
     from rlvr.io import InputError
@@ -94,6 +134,7 @@ def run(args: argparse.Namespace) -> int:
         raise InputError(f"--n {args.n}: must be >= 1")
     trained = _training_config(args.model)
     template = get_template(_template(args, trained))  # an unknown name fails before the model loads
+    ecfg, env, source = _environment(args, trained)
     questions = args.prompt or [line.rstrip("\n") for line in sys.stdin if line.strip()]
     if not questions:
         raise InputError("no prompt: give --prompt TEXT or prompts on standard input, one per line")
@@ -108,12 +149,34 @@ def run(args: argparse.Namespace) -> int:
     params = SamplingParams(temperature=args.temperature, top_p=args.top_p, max_new_tokens=budget, stop=stop,
                             seed=args.seed)
     prompts = [template(q, tokenizer) for q in questions]
+    episodes = None
+    if env is not None:
+        from rlvr.commands.eval import describe_env
+        from rlvr.rollout.environments import build_episodes
+
+        d = describe_env(env)
+        print(f"rlvr generate: multi-turn episodes ({d['environment']} from {source}): tools "
+              f"{', '.join(d['tools']) or '-'}, formats {', '.join(d['formats']) or '-'}, max_turns "
+              f"{d['max_turns']}, max_tokens {d['max_tokens']}", file=sys.stderr)
+        episodes = build_episodes(ecfg, _trained_task(trained), tokenizer, env=env)
+    trajs: list[list[Any]] = [[] for _ in prompts]
     with HFSampler(model, tokenizer) as sampler:
-        groups = sampler.generate(prompts, n=args.n, params=params)
-    for q, p, g in zip(questions, prompts, groups):
-        texts = [c.text for c in g.completions]
+        if episodes is None:
+            groups = sampler.generate(prompts, n=args.n, params=params)
+        else:
+            from rlvr.rollout.episodes import episode_groups
+            from rlvr.verifiers import Sample
+
+            with episodes:
+                groups, trajs = episode_groups(sampler, episodes, prompts, [Sample(prompt=q) for q in questions],
+                                               args.n, params)
+    for q, p, g, ts in zip(questions, prompts, groups, trajs):
+        texts = [c.text for c in g.completions]  # an episode's: model turns and tool output in order
         if args.json:
-            print(json.dumps({"prompt": q, "rendered": p, "completions": texts}))
+            row = {"prompt": q, "rendered": p, "completions": texts}
+            if ts:
+                row["episodes"] = [t.to_dict() for t in ts]
+            print(json.dumps(row))
         else:
             for k, t in enumerate(texts):
                 head = f"[{k + 1}/{len(texts)}] " if len(texts) > 1 else ""

@@ -127,3 +127,31 @@ def test_evaluate_task_plays_the_tasks_own_environment(taught_dir):
     assert records[0]["passed"] and records[0]["episode"]["turns"][1]["results"][0]["output"] == "42"
     assert summarize(problems, [1])["episodes"]["tools/calls_per_episode"] == 1.0
     assert "episode" not in single[0] and not single[0]["passed"]
+
+
+def test_generate_plays_the_episodes_of_a_tool_trained_run(taught_dir, tmp_path, capsys):
+    """`rlvr generate` on a run trained with tools runs its calls and shows their output between
+    the model's turns (single-turn, the model would write a made-up result)."""
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+
+    from rlvr.config import dump_yaml
+    from rlvr.trainers.config import load_train_config
+    from rlvr.trainers.finalize import write_final
+
+    run = tmp_path / "run"
+    (run / "checkpoints").mkdir(parents=True)
+    cfg = load_train_config(None, [f"model.path={taught_dir}", "env.tools=[calculator]", "env.max_turns=3",
+                                   "env.max_tokens=200", "rollout.max_new_tokens=80"])
+    write_final(run, AutoModelForCausalLM.from_pretrained(taught_dir), AutoTokenizer.from_pretrained(taught_dir),
+                dump_yaml(cfg))
+    assert cli.main(["generate", "--model", str(run), "--template", "none", "--prompt", "A:", "--json"]) == 0
+    out = capsys.readouterr()
+    row = json.loads(out.out.strip().splitlines()[-1])
+    assert "multi-turn episodes" in out.err and "tools calculator, formats hermes" in out.err
+    (episode,) = row["episodes"]
+    assert [t["role"] for t in episode["turns"]] == ["model", "env", "model"]
+    assert episode["turns"][1]["results"][0]["output"] == "42"
+    assert "<tool_response>\n42\n</tool_response>" in row["completions"][0]
+    assert cli.main(["generate", "--model", str(run), "--template", "none", "--prompt", "A:", "--json",
+                     "--no-env"]) == 0
+    assert "episodes" not in json.loads(capsys.readouterr().out.strip().splitlines()[-1])
