@@ -27,7 +27,7 @@ import math
 import os
 import sys
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -188,22 +188,31 @@ def _regroup(pairs: list[tuple[int, int]], batch: int, k: int) -> list[int]:
 
 def pretrain(out_dir: str | Path, cfg: PretrainConfig = PretrainConfig(), progress: bool = True) -> dict:
     """Build tokenizer + model, train, evaluate, save everything into `out_dir`; returns eval dict."""
+    docs = corpus.sample_documents(cfg.tokenizer_docs, cfg.seed, max_problems=cfg.max_problems,
+                                   max_sentences=cfg.max_sentences)
+    return build_and_save(out_dir, cfg, docs, None, evaluate, "rlvr.demo.pretrain",
+                          "md5('min+max') % 10 == 0 over operands in [10, 99] (rlvr.demo.corpus.is_held_out)",
+                          progress)
+
+
+def build_and_save(out_dir: str | Path, cfg: Any, tokenizer_docs: list[str], documents: Iterator[str] | None,
+                   check: Callable[[Any, Any, Any], dict], module: str, held_out_rule: str,
+                   progress: bool = True) -> dict:
+    """Train a tokenizer on `tokenizer_docs`, a tiny model on `documents` (`pack_corpus`), run
+    `check(model, tokenizer, cfg)`, and save the model, tokenizer, ``eval.json`` (the check and
+    training facts) and ``pretrain.json`` (the command that reproduces it, `module`'s) into `out_dir`.
+    Shared by the demos' base models (`pretrain` here, `rlvr.demo.tool_pretrain.pretrain`)."""
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
     t0 = time.time()
-    tokenizer = train_tokenizer(
-        corpus.sample_documents(
-            cfg.tokenizer_docs, cfg.seed, max_problems=cfg.max_problems, max_sentences=cfg.max_sentences
-        ),
-        vocab_size=cfg.vocab_size,
-    )
+    tokenizer = train_tokenizer(tokenizer_docs, vocab_size=cfg.vocab_size)
     model = build_model(tokenizer, seed=cfg.seed)
-    tokens = pack_corpus(tokenizer, cfg)
+    tokens = pack_corpus(tokenizer, cfg, documents)
     torch.manual_seed(cfg.seed)
     t1 = time.time()
     losses = train(model, tokens, cfg, progress=progress)
     t2 = time.time()
-    result = evaluate(model, tokenizer, cfg)
+    result = check(model, tokenizer, cfg)
     result.update(
         parameters=count_parameters(model),
         corpus_tokens=int(tokens.numel()),
@@ -216,39 +225,57 @@ def pretrain(out_dir: str | Path, cfg: PretrainConfig = PretrainConfig(), progre
     tokenizer.save_pretrained(str(out))
     (out / "eval.json").write_text(json.dumps(result, indent=2) + "\n")
     meta = {
-        "command": _command(out, cfg),
+        "command": _command(out, cfg, module),
         "config": dataclasses.asdict(cfg),
-        "held_out_rule": "md5('min+max') % 10 == 0 over operands in [10, 99] (rlvr.demo.corpus.is_held_out)",
+        "held_out_rule": held_out_rule,
         "loss_every_50_steps": [round(x, 4) for x in losses[::50]],
     }
     (out / "pretrain.json").write_text(json.dumps(meta, indent=2) + "\n")
     return result
 
 
-def reevaluate(out_dir: str | Path, cfg: PretrainConfig = PretrainConfig()) -> dict:
-    """Evaluate the saved model in `out_dir` again and update its eval.json (training facts kept)."""
+def reevaluate(out_dir: str | Path, cfg: Any = PretrainConfig(),
+               check: Callable[[Any, Any, Any], dict] | None = None) -> dict:
+    """Evaluate the saved model in `out_dir` again (`check`, default this demo's `evaluate`) and
+    update its eval.json (training facts kept)."""
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
     out = Path(out_dir)
     tokenizer = AutoTokenizer.from_pretrained(out)
     model = AutoModelForCausalLM.from_pretrained(out).eval()
     old = json.loads((out / "eval.json").read_text()) if (out / "eval.json").is_file() else {}
-    result = {**old, **evaluate(model, tokenizer, cfg)}
+    result = {**old, **(check or evaluate)(model, tokenizer, cfg)}
     (out / "eval.json").write_text(json.dumps(result, indent=2) + "\n")
     return result
 
 
-def _command(out: Path, cfg: PretrainConfig) -> str:
+def _command(out: Path, cfg: Any, module: str = "rlvr.demo.pretrain") -> str:
     """The command line that reproduces this run (non-default fields only)."""
     args = [f"--out {out}", f"--threads {torch.get_num_threads()}"]
     for f in dataclasses.fields(cfg):
         if getattr(cfg, f.name) != f.default:
             args.append(f"--{f.name.replace('_', '-')} {getattr(cfg, f.name)}")
-    return "python -m rlvr.demo.pretrain " + " ".join(args)
+    return f"python -m {module} " + " ".join(args)
 
 
 def _complete(path: Path) -> bool:
     return all((path / f).is_file() for f in _REQUIRED_FILES)
+
+
+def ensure_model(path: str | Path | None, shipped: Path, cache_name: str, build: Callable[[Path], Any],
+                 what: str) -> Path:
+    """`path` if given and complete, else the `shipped` copy, else a cached rebuild by `build`
+    (`$RLVR_CACHE` or `~/.cache/rlvr`, under `cache_name`; `what` is said on stderr, once)."""
+    if path is not None and _complete(Path(path)):
+        return Path(path)
+    if path is None and _complete(shipped):
+        return shipped
+    target = Path(path) if path is not None else \
+        Path(os.environ.get("RLVR_CACHE", Path.home() / ".cache" / "rlvr")) / cache_name
+    if not _complete(target):
+        print(f"rlvr: building {what} into {target}", file=sys.stderr)
+        build(target)
+    return target
 
 
 def ensure_base_model(path: str | Path | None = None) -> Path:
@@ -258,43 +285,31 @@ def ensure_base_model(path: str | Path | None = None) -> Path:
     >>> (ensure_base_model() / "config.json").is_file()
     True
     """
-    if path is not None and _complete(Path(path)):
-        return Path(path)
-    if path is None and _complete(SHIPPED_DIR):
-        return SHIPPED_DIR
-    target = (
-        Path(path)
-        if path is not None
-        else Path(os.environ.get("RLVR_CACHE", Path.home() / ".cache" / "rlvr")) / "tiny-arith"
-    )
-    if not _complete(target):
-        print(f"rlvr: building the demo base model into {target} (about 5 minutes, once)", file=sys.stderr)
-        pretrain(target)
-    return target
+    return ensure_model(path, SHIPPED_DIR, "tiny-arith", pretrain, "the demo base model (about 5 minutes, once)")
 
 
-def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--out", default=str(SHIPPED_DIR), help="output directory")
-    for f in dataclasses.fields(PretrainConfig):
+def cli(argv: list[str] | None, doc: str, shipped: Path, cfg_cls: type, build: Callable[..., dict],
+        check: Callable[[Any, Any, Any], dict]) -> int:
+    """The command line of a demo's pretraining script: --out, one flag per config field, --threads,
+    --no-progress, --eval-only (re-check the model in --out)."""
+    parser = argparse.ArgumentParser(description=doc.split("\n\n")[0])
+    parser.add_argument("--out", default=str(shipped), help="output directory")
+    for f in dataclasses.fields(cfg_cls):
         parser.add_argument(f"--{f.name.replace('_', '-')}", type=type(f.default), default=f.default)
     parser.add_argument("--no-progress", action="store_true")
     parser.add_argument("--threads", type=int, default=0, help="torch threads (0: torch's default)")
-    parser.add_argument(
-        "--eval-only", action="store_true", help="re-evaluate the model in --out, no training"
-    )
+    parser.add_argument("--eval-only", action="store_true", help="re-evaluate the model in --out, no training")
     args = parser.parse_args(argv)
     if args.threads:
         torch.set_num_threads(args.threads)
-    if args.eval_only:
-        cfg = PretrainConfig(**{f.name: getattr(args, f.name) for f in dataclasses.fields(PretrainConfig)})
-        result = reevaluate(args.out, cfg)
-        print(json.dumps({k: v for k, v in result.items() if k != "examples"}, indent=2))
-        return 0
-    cfg = PretrainConfig(**{f.name: getattr(args, f.name) for f in dataclasses.fields(PretrainConfig)})
-    result = pretrain(args.out, cfg, progress=not args.no_progress)
+    cfg = cfg_cls(**{f.name: getattr(args, f.name) for f in dataclasses.fields(cfg_cls)})
+    result = reevaluate(args.out, cfg, check) if args.eval_only else build(args.out, cfg, progress=not args.no_progress)
     print(json.dumps({k: v for k, v in result.items() if k != "examples"}, indent=2))
     return 0
+
+
+def main(argv: list[str] | None = None) -> int:
+    return cli(argv, __doc__, SHIPPED_DIR, PretrainConfig, pretrain, evaluate)
 
 
 if __name__ == "__main__":

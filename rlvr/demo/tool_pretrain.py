@@ -21,23 +21,16 @@ shared with other jobs at load average 4-6; an earlier run at load 1-2 trained i
 
 from __future__ import annotations
 
-import argparse
 import dataclasses
-import json
-import os
-import sys
-import time
 from pathlib import Path
 from typing import Any
 
 import torch
 
 from rlvr.demo import tool_corpus as tc
-from rlvr.demo.pretrain import _generate, pack_corpus, train
-from rlvr.tiny import build_model, count_parameters, train_tokenizer
+from rlvr.demo.pretrain import _generate, build_and_save, cli, ensure_model
 
 SHIPPED_DIR = Path(__file__).resolve().parent.parent / "data" / "tiny-tool"
-_REQUIRED_FILES = ("config.json", "model.safetensors", "tokenizer.json", "tokenizer_config.json")
 
 
 @dataclasses.dataclass(frozen=True)
@@ -115,62 +108,9 @@ def evaluate(model: Any, tokenizer: Any, cfg: ToolPretrainConfig, batch: int = 5
 
 def pretrain(out_dir: str | Path, cfg: ToolPretrainConfig = ToolPretrainConfig(), progress: bool = True) -> dict:
     """Build tokenizer + model, train on the tool corpus, check, save into `out_dir`; returns the check."""
-    out = Path(out_dir)
-    out.mkdir(parents=True, exist_ok=True)
-    t0 = time.time()
-    tokenizer = train_tokenizer(tc.sample_documents(cfg.tokenizer_docs, cfg.seed), vocab_size=cfg.vocab_size)
-    model = build_model(tokenizer, seed=cfg.seed)
-    tokens = pack_corpus(tokenizer, cfg, tc.documents(cfg.seed))
-    torch.manual_seed(cfg.seed)
-    t1 = time.time()
-    losses = train(model, tokens, cfg, progress=progress)
-    t2 = time.time()
-    result = evaluate(model, tokenizer, cfg)
-    result.update(
-        parameters=count_parameters(model),
-        corpus_tokens=int(tokens.numel()),
-        final_loss=sum(losses[-20:]) / len(losses[-20:]),
-        train_seconds=round(t2 - t1, 1),
-        total_seconds=round(time.time() - t0, 1),
-        torch_threads=torch.get_num_threads(),
-    )
-    model.save_pretrained(str(out), safe_serialization=True)
-    tokenizer.save_pretrained(str(out))
-    (out / "eval.json").write_text(json.dumps(result, indent=2) + "\n")
-    meta = {
-        "command": _command(out, cfg),
-        "config": dataclasses.asdict(cfg),
-        "held_out_rule": "rlvr.tasks.arithmetic.is_heldout('a * b'): md5 of the canonical problem % 10 == 0",
-        "loss_every_50_steps": [round(x, 4) for x in losses[::50]],
-    }
-    (out / "pretrain.json").write_text(json.dumps(meta, indent=2) + "\n")
-    return result
-
-
-def reevaluate(out_dir: str | Path, cfg: ToolPretrainConfig = ToolPretrainConfig()) -> dict:
-    """Check the saved model in `out_dir` again and update its eval.json (training facts kept)."""
-    from transformers import AutoModelForCausalLM, AutoTokenizer
-
-    out = Path(out_dir)
-    tokenizer = AutoTokenizer.from_pretrained(out)
-    model = AutoModelForCausalLM.from_pretrained(out).eval()
-    old = json.loads((out / "eval.json").read_text()) if (out / "eval.json").is_file() else {}
-    result = {**old, **evaluate(model, tokenizer, cfg)}
-    (out / "eval.json").write_text(json.dumps(result, indent=2) + "\n")
-    return result
-
-
-def _command(out: Path, cfg: ToolPretrainConfig) -> str:
-    """The command line that reproduces this run (non-default fields only)."""
-    args = [f"--out {out}", f"--threads {torch.get_num_threads()}"]
-    for f in dataclasses.fields(cfg):
-        if getattr(cfg, f.name) != f.default:
-            args.append(f"--{f.name.replace('_', '-')} {getattr(cfg, f.name)}")
-    return "python -m rlvr.demo.tool_pretrain " + " ".join(args)
-
-
-def _complete(path: Path) -> bool:
-    return all((path / f).is_file() for f in _REQUIRED_FILES)
+    return build_and_save(out_dir, cfg, tc.sample_documents(cfg.tokenizer_docs, cfg.seed), tc.documents(cfg.seed),
+                          evaluate, "rlvr.demo.tool_pretrain",
+                          "rlvr.tasks.arithmetic.is_heldout('a * b'): md5 of the canonical problem % 10 == 0", progress)
 
 
 def ensure_tool_model(path: str | Path | None = None) -> Path:
@@ -180,36 +120,11 @@ def ensure_tool_model(path: str | Path | None = None) -> Path:
     >>> (ensure_tool_model() / "config.json").is_file()
     True
     """
-    if path is not None and _complete(Path(path)):
-        return Path(path)
-    if path is None and _complete(SHIPPED_DIR):
-        return SHIPPED_DIR
-    target = (
-        Path(path)
-        if path is not None
-        else Path(os.environ.get("RLVR_CACHE", Path.home() / ".cache" / "rlvr")) / "tiny-tool"
-    )
-    if not _complete(target):
-        print(f"rlvr: building the tool demo base model into {target} (about 8 minutes, once)", file=sys.stderr)
-        pretrain(target)
-    return target
+    return ensure_model(path, SHIPPED_DIR, "tiny-tool", pretrain, "the tool demo base model (about 8 minutes, once)")
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--out", default=str(SHIPPED_DIR), help="output directory")
-    for f in dataclasses.fields(ToolPretrainConfig):
-        parser.add_argument(f"--{f.name.replace('_', '-')}", type=type(f.default), default=f.default)
-    parser.add_argument("--no-progress", action="store_true")
-    parser.add_argument("--threads", type=int, default=0, help="torch threads (0: torch's default)")
-    parser.add_argument("--eval-only", action="store_true", help="re-check the model in --out, no training")
-    args = parser.parse_args(argv)
-    if args.threads:
-        torch.set_num_threads(args.threads)
-    cfg = ToolPretrainConfig(**{f.name: getattr(args, f.name) for f in dataclasses.fields(ToolPretrainConfig)})
-    result = reevaluate(args.out, cfg) if args.eval_only else pretrain(args.out, cfg, progress=not args.no_progress)
-    print(json.dumps({k: v for k, v in result.items() if k != "examples"}, indent=2))
-    return 0
+    return cli(argv, __doc__, SHIPPED_DIR, ToolPretrainConfig, pretrain, evaluate)
 
 
 if __name__ == "__main__":
