@@ -50,7 +50,9 @@ def _read(out: Path) -> tuple[dict[str, dict], dict]:
     return rows, json.loads(out.with_suffix(".summary.json").read_text())
 
 
-def test_eval_of_a_tool_trained_run_plays_its_episodes(taught_dir, data, tmp_path):
+def _tool_run(taught_dir: Path, tmp_path: Path, *overrides: str) -> Path:
+    """A run directory as `rlvr train` leaves it (final/ with its config.yaml) for the taught model,
+    trained with the calculator (3 turns, 200 tokens) and `overrides`."""
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
     from rlvr.config import dump_yaml
@@ -59,10 +61,15 @@ def test_eval_of_a_tool_trained_run_plays_its_episodes(taught_dir, data, tmp_pat
 
     run = tmp_path / "run"
     (run / "checkpoints").mkdir(parents=True)
-    cfg = load_train_config(None, [f"model.path={taught_dir}", "env.tools=[calculator]", "env.formats=[hermes]",
-                                   "env.max_turns=3", "env.max_tokens=200"])
+    cfg = load_train_config(None, [f"model.path={taught_dir}", "env.tools=[calculator]", "env.max_turns=3",
+                                   "env.max_tokens=200", *overrides])
     write_final(run, AutoModelForCausalLM.from_pretrained(taught_dir), AutoTokenizer.from_pretrained(taught_dir),
                 dump_yaml(cfg))
+    return run
+
+
+def test_eval_of_a_tool_trained_run_plays_its_episodes(taught_dir, data, tmp_path):
+    run = _tool_run(taught_dir, tmp_path, "env.formats=[hermes]")
 
     assert _eval(run, data, tmp_path / "tools.jsonl") == 0
     rows, summary = _read(tmp_path / "tools.jsonl")
@@ -132,18 +139,7 @@ def test_evaluate_task_plays_the_tasks_own_environment(taught_dir):
 def test_generate_plays_the_episodes_of_a_tool_trained_run(taught_dir, tmp_path, capsys):
     """`rlvr generate` on a run trained with tools runs its calls and shows their output between
     the model's turns (single-turn, the model would write a made-up result)."""
-    from transformers import AutoModelForCausalLM, AutoTokenizer
-
-    from rlvr.config import dump_yaml
-    from rlvr.trainers.config import load_train_config
-    from rlvr.trainers.finalize import write_final
-
-    run = tmp_path / "run"
-    (run / "checkpoints").mkdir(parents=True)
-    cfg = load_train_config(None, [f"model.path={taught_dir}", "env.tools=[calculator]", "env.max_turns=3",
-                                   "env.max_tokens=200", "rollout.max_new_tokens=80"])
-    write_final(run, AutoModelForCausalLM.from_pretrained(taught_dir), AutoTokenizer.from_pretrained(taught_dir),
-                dump_yaml(cfg))
+    run = _tool_run(taught_dir, tmp_path, "rollout.max_new_tokens=80")  # formats: from the tools (hermes)
     assert cli.main(["generate", "--model", str(run), "--template", "none", "--prompt", "A:", "--json"]) == 0
     out = capsys.readouterr()
     row = json.loads(out.out.strip().splitlines()[-1])
