@@ -41,7 +41,8 @@ if "torch" in sys.modules:  # imported already (by a plugin): set it directly
 
 # fixture (anywhere in a test's fixture closure) -> the xdist group its tests run in
 # (an expensive session/module fixture set up on both workers is started twice: one `rlvr serve`
-# of the demo model for the judge/cai tests, one SmolLM2 vLLM engine for test_sync.py)
+# of the demo model for the judge/cai tests, one SmolLM2 vLLM engine for test_sync.py and the
+# SmolLM2 GRPO step on vLLM)
 GROUP_BY_FIXTURE = {"vllm_engine": "vllm_engine", "demo_serve_url": "demo_serve", "smol_engine": "smol_engine"}
 # marker -> the xdist group its tests run in
 GROUP_BY_MARKER = {"docker": "docker"}
