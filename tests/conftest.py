@@ -9,7 +9,8 @@ runs with one torch thread each, a vLLM engine, Docker containers), so two worke
 cores busy. The hooks below (and the scheduler they feed):
 - keeps the tests that must share one process or must not overlap on one worker (xdist groups):
   every test that uses the session's vLLM engine (fixture `vllm_engine`: one engine start, not one
-  per worker), every Docker test (one warm pool; the recovery tests count containers), and any test
+  per worker), every test of the demo model's `rlvr serve` (`demo_serve_url`) and of the SmolLM2
+  engine (`smol_engine`) for the same reason, every Docker test (one warm pool; the recovery tests count containers), and any test
   a module marks `xdist_group(...)` itself (e.g. the 2-process DDP tests, which use one port);
 - starts the slow tests (marker `slow`) and the vLLM group first, so the run does not end with one
   long test on one worker while the other idles.
@@ -39,7 +40,10 @@ if "torch" in sys.modules:  # imported already (by a plugin): set it directly
     sys.modules["torch"].set_num_threads(int(os.environ["OMP_NUM_THREADS"]))
 
 # fixture (anywhere in a test's fixture closure) -> the xdist group its tests run in
-GROUP_BY_FIXTURE = {"vllm_engine": "vllm_engine"}
+# (an expensive session/module fixture set up on both workers is started twice: one `rlvr serve`
+# of the demo model for the judge/cai tests, one SmolLM2 vLLM engine for test_sync.py and the
+# SmolLM2 GRPO step on vLLM)
+GROUP_BY_FIXTURE = {"vllm_engine": "vllm_engine", "demo_serve_url": "demo_serve", "smol_engine": "smol_engine"}
 # marker -> the xdist group its tests run in
 GROUP_BY_MARKER = {"docker": "docker"}
 

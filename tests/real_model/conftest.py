@@ -64,9 +64,11 @@ def _engine(path: Path, dtype: str) -> Iterator:
         sampler.close()
 
 
-@pytest.fixture(scope="module")
+@pytest.fixture(scope="session")
 def smol_engine(smollm2: Path) -> Iterator:
-    """One fp32 vLLM engine for the module's tests (start-up 15-30 s on 2 idle cores)."""
+    """One fp32 vLLM engine for the session (start-up 15-30 s on 2 idle cores): test_sync.py and the
+    GRPO step of test_smollm2.py, on one xdist worker (tests/conftest.py groups its tests). A test
+    that changes its weights pushes `smol_model` back."""
     yield from _engine(smollm2, "float32")
 
 

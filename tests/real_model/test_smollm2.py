@@ -1,7 +1,7 @@
 """SmolLM2-135M (a real pretrained Llama: 30 layers, 49k vocabulary, tied embeddings, ChatML) end
 to end in tiny batches: conversion, chat template, eval, a GRPO step with each sampler (the vLLM
 one pushes the weights and checks them), LoRA train -> merge -> eval. The sync check's own tests
-are in test_sync.py (one engine per module, so two never run at once)."""
+are in test_sync.py; the GRPO step on vLLM shares their engine (`smol_engine`, one per session)."""
 
 from __future__ import annotations
 
@@ -51,7 +51,8 @@ def test_rlvr_eval_on_smollm2_writes_consistent_numbers(smollm2, tmp_path):
     assert summary["pass@1"][0] == pytest.approx(sum(p / 2 for p in passed) / 2)
 
 
-def _train(tmp_path: Path, model_dir: Path, **sections) -> Path:
+def _train(tmp_path: Path, model_dir: Path, sampler=None, **sections) -> Path:
+    """One GRPO step through `rlvr train`, or in-process on `sampler` (an engine already running)."""
     run = tmp_path / "run"
     cfg = small_config(run, model_dir, steps=1)
     cfg["task"].update(options={"level": 1, "n": 16, "n_test": 4, "template": "qwen_math_boxed"},
@@ -64,7 +65,14 @@ def _train(tmp_path: Path, model_dir: Path, **sections) -> Path:
     for key, value in sections.items():
         if isinstance(value, dict):
             cfg[key].update(value)
-    assert rlvr_main(["train", str(write_config(tmp_path / "run.yaml", cfg))]) == 0
+    path = write_config(tmp_path / "run.yaml", cfg)
+    if sampler is None:
+        assert rlvr_main(["train", str(path)]) == 0
+    else:
+        from rlvr.trainers.config import load_train_config
+        from rlvr.trainers.grpo import train
+
+        assert train(load_train_config(path), sampler=sampler)["finished"]
     return run
 
 
@@ -79,14 +87,14 @@ def test_grpo_step_with_the_hf_sampler(smollm2, tmp_path):
     assert row["length/mean"] > 0 and 0 < row["grad_norm"] < float("inf")  # the step updated the weights
 
 
-def test_grpo_step_with_the_vllm_sampler_pushes_and_checks(smollm2, tmp_path):
-    import importlib.util
-
-    from tests.conftest import require
-
-    require(importlib.util.find_spec("vllm") is not None, "vllm is not installed (scripts/install_vllm_cpu.sh .venv)")
-    run = _train(tmp_path, smollm2, rollout={"backend": "vllm", "vllm": {"dtype": "float32", "kv_cache_bytes": 256 << 20,
-                                                                          "max_model_len": 512}})
+def test_grpo_step_with_the_vllm_sampler_pushes_and_checks(smollm2, smol_engine, smol_model, tmp_path):
+    # the session's fp32 engine (test_sync.py's), not a second 135M engine start; it holds the
+    # original weights before this test (pushed and checked) and after it (pushed back)
+    assert smol_engine.update_weights(smol_model).ok
+    try:
+        run = _train(tmp_path, smollm2, sampler=smol_engine, rollout={"backend": "vllm"})
+    finally:
+        smol_engine.update_weights(smol_model)
     row = _step_row(run)  # the trainer pushed after the step and the probe check passed (else it raises)
     assert row["length/mean"] > 0 and 0 < row["grad_norm"] < float("inf")
 

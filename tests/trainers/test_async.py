@@ -1,12 +1,13 @@
-"""Async off-policy training for real (vLLM engine, tiny model): exactness, no hang, resume.
+"""Async off-policy training for real (vLLM engine, tiny model, `rlvr train` in a process): no hang, resume.
 
-- K = 0 through the producer thread reproduces the synchronous run: every metric and the final
-  weights, bit for bit;
 - killing vLLM's engine process mid-run ends the run with an error naming the process, within the
   deadline (never a silent stall);
 - kill -9 during a K = 1 run, then --resume: every prompt of the data stream is trained exactly
-  once (counted by index in rollouts.jsonl) and no step trains on a batch older than K;
-- a curriculum run with K > 0 trains synchronously and says so.
+  once (counted by index in rollouts.jsonl) and no step trains on a batch older than K.
+
+K = 0 through the producer thread reproducing the synchronous run bit for bit, and a curriculum
+run with K > 0 training synchronously, run in the test process on the session's shared engine
+(tests/samplers/test_async_vllm.py): no engine start of their own.
 """
 
 from __future__ import annotations
@@ -55,24 +56,6 @@ def _metrics(run_dir: Path) -> dict[int, dict]:
     for r in read_jsonl_metrics(run_dir / "metrics.jsonl"):
         out.setdefault(int(r["step"]), {}).update(r)
     return out
-
-
-def test_k0_through_the_producer_reproduces_the_synchronous_run(tmp_path, vllm_model_dir):
-    sync_cfg, sync_dir = _config(tmp_path, "sync", vllm_model_dir, 4)
-    async_cfg, async_dir = _config(tmp_path, "async", vllm_model_dir, 4, max_staleness=0, async_producer=True)
-    run(rlvr_cmd("train", str(sync_cfg)), timeout=600)
-    run(rlvr_cmd("train", str(async_cfg)), timeout=600)
-    sync, asyn = _metrics(sync_dir), _metrics(async_dir)
-    assert sorted(sync) == sorted(asyn) == [0, 1, 2, 3, 4]
-    for step in range(1, 5):
-        assert asyn[step]["async/staleness"] == 0.0  # the async path really ran ...
-        assert asyn[step]["async/dropped_stale"] == 0.0  # ... and never generated a batch too early
-        same = {k: v for k, v in sync[step].items() if not k.startswith("time/")}
-        assert {k: asyn[step][k] for k in same} == same, step  # exact, not approx
-    assert "eval/accuracy" in asyn[3] and "eval/accuracy" in asyn[4]
-    assert sync[4]["reward/mean"] != sync[1]["reward/mean"]  # it learnt: not two frozen models
-    fp = [json.loads((d / "summary.json").read_text())["weight_fingerprints"] for d in (sync_dir, async_dir)]
-    assert fp[0] == fp[1]
 
 
 def _engine_core(pid: int, deadline: float) -> psutil.Process:
@@ -148,17 +131,3 @@ def test_kill_9_during_async_run_then_resume_trains_every_prompt_once(tmp_path, 
 def _with_step(rows: list[dict], per_step: int):
     for i, r in enumerate(rows):
         yield r, i // per_step + 1
-
-
-def test_a_curriculum_run_trains_synchronously_and_says_so(tmp_path, vllm_model_dir):
-    """The curriculum draws from what the last step learnt, so max_staleness > 0 falls back to sync."""
-    run_dir = tmp_path / "curriculum"
-    cfg = small_config(run_dir, vllm_model_dir, steps=2, rollout={"backend": "vllm", "vllm": VLLM, "max_staleness": 1},
-                       curriculum={"enabled": True, "k": 2})
-    proc = run(rlvr_cmd("train", str(write_config(tmp_path / "curriculum.yaml", cfg))), timeout=600)
-    assert "the curriculum draws from what the last step learnt; training synchronously" in proc.stderr
-    metrics = _metrics(run_dir)
-    assert sorted(metrics) == [0, 1, 2]
-    for step in (1, 2):
-        assert not any(k.startswith("async/") for k in metrics[step]), metrics[step]  # no producer ran
-        assert "curriculum/active" in metrics[step]  # ... and the curriculum did
