@@ -131,6 +131,13 @@ def describe_env(env: Any) -> dict[str, Any]:
             "formats": list(getattr(env, "formats", ())), "max_turns": env.max_turns, "max_tokens": env.max_tokens}
 
 
+def env_line(env: Any, source: str) -> str:
+    """One line saying which environment plays the episodes, where it came from, and its limits."""
+    d = describe_env(env)
+    return (f"multi-turn episodes ({d['environment']} from {source}): tools {', '.join(d['tools']) or '-'}, "
+            f"formats {', '.join(d['formats']) or '-'}, max_turns {d['max_turns']}, max_tokens {d['max_tokens']}")
+
+
 def _sampler(args: argparse.Namespace) -> tuple[Any, Any]:
     """The sampler for --model: a model directory or hub name, "demo", a run directory (final/), a
     checkpoint, or a LoRA adapter (merged into its base; for vLLM written merged to a temp dir)."""
@@ -204,10 +211,7 @@ def run(args: argparse.Namespace) -> int:
     sampler, tokenizer = _sampler(args)
     episodes = build_episodes(ecfg, task, tokenizer, env=env) if env is not None else None
     if episodes is not None:
-        d = describe_env(env)
-        console.print(f"rlvr eval: multi-turn episodes ({d['environment']} from {source}): tools "
-                      f"{', '.join(d['tools']) or '-'}, formats {', '.join(d['formats']) or '-'}, "
-                      f"max_turns {d['max_turns']}, max_tokens {d['max_tokens']}")
+        console.print(f"rlvr eval: {env_line(env, source)}")
     t0 = time.perf_counter()
     with (sampler, episodes or contextlib.nullcontext(), Scorer(verifier, workers=args.workers) as scorer,
           Progress(console=console) as bar):

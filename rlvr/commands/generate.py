@@ -80,7 +80,7 @@ def _template(args: argparse.Namespace, trained: dict[str, Any]) -> str:
 
     task = trained.get("task") or {}
     name = (task.get("options") or {}).get("template")
-    try:
+    try:  # not _trained_task: a task that no longer loads is said here, not skipped
         if name is None and task:
             name = getattr(get_task(task.get("name", ""), **(task.get("options") or {})), "template", None)
         if isinstance(name, str):
@@ -151,13 +151,10 @@ def run(args: argparse.Namespace) -> int:
     prompts = [template(q, tokenizer) for q in questions]
     episodes = None
     if env is not None:
-        from rlvr.commands.eval import describe_env
+        from rlvr.commands.eval import env_line
         from rlvr.rollout.environments import build_episodes
 
-        d = describe_env(env)
-        print(f"rlvr generate: multi-turn episodes ({d['environment']} from {source}): tools "
-              f"{', '.join(d['tools']) or '-'}, formats {', '.join(d['formats']) or '-'}, max_turns "
-              f"{d['max_turns']}, max_tokens {d['max_tokens']}", file=sys.stderr)
+        print(f"rlvr generate: {env_line(env, source)}", file=sys.stderr)
         episodes = build_episodes(ecfg, _trained_task(trained), tokenizer, env=env)
     trajs: list[list[Any]] = [[] for _ in prompts]
     with HFSampler(model, tokenizer) as sampler:
